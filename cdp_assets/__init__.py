@@ -1,0 +1,1 @@
+"""cdp_assets: a warehouse-native customer data platform built as Dagster software-defined assets."""

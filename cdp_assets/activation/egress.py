@@ -1,0 +1,109 @@
+"""The egress log (`activation.egress_requests`), dead letters, and the gate that guards every send."""
+
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from sqlalchemy.engine import Connection
+
+from cdp_assets.resources.state import StateTable
+from cdp_assets.resources.warehouse import WarehouseResource
+
+EGRESS_REQUESTS = StateTable(
+    "activation.egress_requests",
+    "CREATE TABLE activation.egress_requests (destination VARCHAR, operation VARCHAR, method VARCHAR, "
+    "url VARCHAR, partition_key VARCHAR, run_id VARCHAR, batch_no INTEGER, record_count INTEGER, "
+    "request_body VARCHAR, status VARCHAR, http_status INTEGER, attempt INTEGER, response_body VARCHAR, "
+    "created_at TIMESTAMP)",
+)
+DEAD_LETTERS = StateTable(
+    "activation.dead_letters",
+    "CREATE TABLE activation.dead_letters (destination VARCHAR, partition_key VARCHAR, record_key VARCHAR, "
+    "reason VARCHAR, run_id VARCHAR, created_at TIMESTAMP)",
+)
+COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    operation: str
+    method: str
+    url: str
+    body: dict[str, Any]
+    record_count: int
+
+
+def encode_body(body: dict[str, Any]) -> str:
+    """The one JSON encoding used both to send a body and to log it, so the log shows what was sent."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def record_dry_run(
+    warehouse: WarehouseResource, conn: Connection, destination: str, partition_key: str, run_id: str,
+    requests: list[PreparedRequest], dead_letters: list[tuple[str, str]],
+) -> None:
+    """Replace the dry-run plan and dead letters of (destination, partition) with this run's."""
+    for table in (EGRESS_REQUESTS, DEAD_LETTERS):
+        table.ensure(warehouse, conn)
+    where = {"d": destination, "p": partition_key}
+    warehouse.run(conn, "DELETE FROM activation.egress_requests WHERE destination = :d AND partition_key = :p "
+                        "AND status = 'dry_run'", where)
+    warehouse.run(conn, "DELETE FROM activation.dead_letters WHERE destination = :d AND partition_key = :p", where)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    count = len(requests)
+    if count:
+        warehouse.append_arrow(conn, EGRESS_REQUESTS.name, pa.table({
+            "destination": [destination] * count,
+            "operation": [r.operation for r in requests],
+            "method": [r.method for r in requests],
+            "url": [r.url for r in requests],
+            "partition_key": [partition_key] * count,
+            "run_id": [run_id] * count,
+            "batch_no": pa.array(range(1, count + 1), pa.int32()),
+            "record_count": pa.array([r.record_count for r in requests], pa.int32()),
+            "request_body": [encode_body(r.body) for r in requests],
+            "status": ["dry_run"] * count,
+            "http_status": pa.nulls(count, pa.int32()),
+            "attempt": pa.array([0] * count, pa.int32()),
+            "response_body": pa.nulls(count, pa.string()),
+            "created_at": pa.array([now] * count, pa.timestamp("s")),
+        }))
+    if dead_letters:
+        n = len(dead_letters)
+        warehouse.append_arrow(conn, DEAD_LETTERS.name, pa.table({
+            "destination": [destination] * n, "partition_key": [partition_key] * n,
+            "record_key": [k for k, _ in dead_letters], "reason": [r for _, r in dead_letters],
+            "run_id": [run_id] * n, "created_at": pa.array([now] * n, pa.timestamp("s")),
+        }))
+
+
+def closed_gates(instance: dg.DagsterInstance, checks: list[dg.AssetCheckKey]) -> list[str]:
+    """Blocking checks whose latest completed result is a failure, or that have never completed.
+
+    Egress consults this itself, so a run that selects only activation cannot bypass a failed gate.
+    """
+    closed = []
+    for key in checks:
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status=COMPLETED)
+        if not history:
+            closed.append(f"{key.to_user_string()} (never evaluated)")
+        elif history[0].status == AssetCheckExecutionRecordStatus.FAILED:
+            closed.append(f"{key.to_user_string()} (failed in run {history[0].run_id})")
+    return closed
+
+
+def egress_preamble(context: dg.AssetExecutionContext, mode: str, gates: list[dg.AssetCheckKey]) -> None:
+    """Refuse to prepare or send anything while a gate is closed or in a mode this build cannot honour."""
+    if mode != "dry_run":
+        raise dg.Failure(
+            f"CDP_EGRESS_MODE={mode}: this release prepares dry-run plans only and sends nothing; "
+            "set CDP_EGRESS_MODE=dry_run (the default)")
+    closed = closed_gates(context.instance, gates)
+    if closed:
+        raise dg.Failure("egress refused: upstream quality gates are not passing: " + "; ".join(closed),
+                         metadata={"closed_gates": dg.MetadataValue.json(closed)})

@@ -1,0 +1,129 @@
+"""`cdp-assets`: the one documented command line (run a day, run the demo, generate sample data)."""
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from cdp_assets import settings
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    success: bool
+    failed_steps: list[str] = field(default_factory=list)
+    skipped_steps: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+    passed_checks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.success and not self.failed_checks
+
+
+def open_instance() -> dg.DagsterInstance:
+    """The instance `dagster dev` in this folder would use, so runs show up in the UI's history."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    if Path("dagster.yaml").is_file():
+        return dg.DagsterInstance.from_config(os.getcwd())
+    raise SystemExit("cdp-assets: no dagster.yaml here and DAGSTER_HOME is not set; run it from the project "
+                     "folder (where dagster.yaml is) or set DAGSTER_HOME")
+
+
+def run_day(defs: dg.Definitions, day: date, instance: dg.DagsterInstance, log_level: str = "INFO") -> RunOutcome:
+    """Materialize partition `day` of every partitioned asset and every unpartitioned asset, checks included."""
+    from cdp_assets.definitions import DAILY_JOB
+
+    job = defs.resolve_job_def(DAILY_JOB)
+    result = job.execute_in_process(
+        partition_key=day.isoformat(), instance=instance, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    outcome = RunOutcome(run_id=result.run_id, success=result.success)
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            outcome.failed_steps.append(event.step_key)
+        elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
+            outcome.skipped_steps.append(event.step_key)
+    for evaluation in result.get_asset_check_evaluations():
+        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        failed = not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+        (outcome.failed_checks if failed else outcome.passed_checks).append(name)
+    return outcome
+
+
+def report(outcome: RunOutcome, day: date) -> None:
+    print(f"run {outcome.run_id} for {day}: {'succeeded' if outcome.ok else 'FAILED'}")
+    print(f"  checks: {len(outcome.passed_checks)} passed, {len(outcome.failed_checks)} failed")
+    for name in outcome.failed_checks:
+        print(f"  failed check: {name}")
+    for step in outcome.failed_steps:
+        print(f"  failed step: {step}")
+    if outcome.skipped_steps:
+        print(f"  skipped because an upstream step or blocking check failed: {', '.join(outcome.skipped_steps)}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cdp_assets.definitions import defs
+
+    day = args.date or settings.yesterday()
+    outcome = run_day(defs, day, open_instance())
+    report(outcome, day)
+    return 0 if outcome.ok else 1
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from cdp_assets.sample_data import write_crm_extracts, write_ga4_sample
+
+    landing = Path(args.landing_dir or settings.landing_dir())
+    end = args.end or settings.yesterday()
+    counts = write_crm_extracts(landing, args.people, end, args.days, args.seed)
+    ga4_rows = write_ga4_sample(landing, end - timedelta(days=args.days - 1), end, args.seed)
+    print(f"wrote {counts['contacts']} contact rows and {counts['orders']} order rows for {counts['people']} people "
+          f"to {landing / 'crm'}, and {ga4_rows} GA4 report rows to {landing / 'ga4'}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cdp_assets.demo import run_demo
+
+    return run_demo(args.people, args.days)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cdp-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="materialize the whole graph for one day through Dagster")
+    run.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday in CDP_TIMEZONE)")
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser("demo", help="generate sample data and run the pipeline on it, in dry run")
+    demo.add_argument("--people", type=int, default=3000)
+    demo.add_argument("--days", type=int, default=30)
+    demo.set_defaults(handler=_demo)
+
+    generate = commands.add_parser("generate", help="write deterministic messy sample data to the landing folder")
+    generate.add_argument("--people", type=int, default=3000)
+    generate.add_argument("--days", type=int, default=30)
+    generate.add_argument("--end", type=date.fromisoformat, help="last day of orders (default: yesterday)")
+    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--landing-dir", help="default: CDP_LANDING_DIR or data/landing")
+    generate.set_defaults(handler=_generate)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except settings.ConfigError as error:
+        print(f"cdp-assets: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

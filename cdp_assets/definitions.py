@@ -1,0 +1,70 @@
+"""The one Definitions object: every asset, check, job, schedule and resource of cdp_assets."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from cdp_assets import settings
+from cdp_assets.activation.assets import meta_audience_asset, meta_capi_asset
+from cdp_assets.activation.config import load_audience_syncs, load_destinations
+from cdp_assets.audiences.memberships import memberships_asset
+from cdp_assets.checks.gates import GATES, gate_check
+from cdp_assets.identity.graph import identity_graph
+from cdp_assets.ingest.crm_files import CONTACTS, ORDERS, LandingZone, crm_file_asset
+from cdp_assets.ingest.phones import phone_numbers
+from cdp_assets.partitions import daily_partitions
+from cdp_assets.resources.warehouse import WarehouseResource, dialect_of
+from cdp_assets.sql_models import SQL_ROOT, load_models, sql_asset
+
+DAILY_JOB = "daily_job"
+
+
+def _warehouse_url_config() -> str | dg.EnvVar:
+    # Through EnvVar the UI shows the variable's name, not a URL that may hold a password.
+    return dg.EnvVar("CDP_WAREHOUSE_URL") if os.environ.get("CDP_WAREHOUSE_URL") else settings.DEFAULT_WAREHOUSE_URL
+
+
+def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: str | None = None) -> dg.Definitions:
+    """Assemble the project; tests pass their own warehouse and landing folder."""
+    warehouse = warehouse or WarehouseResource(url=_warehouse_url_config())
+    dialect = dialect_of(warehouse.url if isinstance(warehouse.url, str) else settings.warehouse_url())
+    partitions = daily_partitions()
+
+    python_assets = [crm_file_asset(CONTACTS, dialect), crm_file_asset(ORDERS, dialect), phone_numbers,
+                     identity_graph]
+    python_keys = {key for a in python_assets for key in a.keys}
+    models = load_models(SQL_ROOT, external=python_keys)
+    audience_keys = [m.key for m in models if m.key.path[0] == "audiences"]
+    memberships = memberships_asset(audience_keys)
+
+    gates = [gate.check_key for gate in GATES]
+    destinations = load_destinations()
+    syncs = load_audience_syncs(destinations, {k.path[-1] for k in audience_keys})
+    egress = []
+    for destination in destinations.values():
+        if not destination.enabled:
+            continue
+        if destination.platform == "meta_capi":
+            egress.append(meta_capi_asset(destination, partitions, gates))
+        else:
+            egress.append(meta_audience_asset(destination, [s for s in syncs if s.destination == destination.name],
+                                              gates))
+
+    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all(),
+                                    description="The whole graph for one day: that day's partitions and "
+                                                "every unpartitioned asset.")
+    return dg.Definitions(
+        assets=[*python_assets, *[sql_asset(m, dialect, partitions) for m in models], memberships, *egress],
+        asset_checks=[gate_check(g) for g in GATES],
+        jobs=[daily_job],
+        schedules=[dg.build_schedule_from_partitioned_job(daily_job, hour_of_day=6, name=f"{DAILY_JOB}_schedule")],
+        resources={"warehouse": warehouse,
+                   "landing": LandingZone(path=landing_dir or str(settings.landing_dir()))},
+        # DuckDB allows one writing process, so runs execute in-process there (ARCHITECTURE principle 10).
+        executor=dg.in_process_executor if dialect == "duckdb" else dg.multiprocess_executor,
+    )
+
+
+defs = build_definitions()

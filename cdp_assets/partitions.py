@@ -1,0 +1,17 @@
+"""The one daily partitioning every date-partitioned asset shares (days in `CDP_TIMEZONE`)."""
+
+import warnings
+
+import dagster as dg
+
+from cdp_assets import settings
+
+START_DATE = "2024-01-01"
+
+# Partitioned assets use BackfillPolicy.single_run(), the documented way to backfill a range in one
+# step, which Dagster 1.13 still flags as beta on every use.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
+
+
+def daily_partitions() -> dg.DailyPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=START_DATE, timezone=settings.timezone().key)

@@ -1,0 +1,171 @@
+"""The warehouse: one SQLAlchemy URL picks DuckDB (embedded default) or PostgreSQL.
+
+SQL in this project is written once, in the DuckDB dialect, and transpiled with sqlglot for other
+warehouses. Bulk data moves through each warehouse's native path (Arrow scans on DuckDB, COPY on
+PostgreSQL), never through row-by-row inserts.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import sqlalchemy as sa
+import sqlglot
+from pydantic import PrivateAttr
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+STAGE_SCHEMAS = ("raw", "quarantine", "staging", "core", "marts", "audiences", "activation", "cdp_meta")
+
+
+def normalize_url(url: str) -> str:
+    """Accept the plain `postgresql://` form users expect and pick the psycopg 3 driver for it."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def dialect_of(url: str) -> str:
+    backend = sa.engine.make_url(normalize_url(url)).get_backend_name()
+    if backend == "postgresql":
+        return "postgres"
+    if backend == "duckdb":
+        return "duckdb"
+    raise ValueError(f"CDP_WAREHOUSE_URL uses {backend!r}; supported warehouses are duckdb and postgresql")
+
+
+@lru_cache(maxsize=1024)
+def transpile(sql: str, dialect: str) -> str:
+    """Translate DuckDB-dialect SQL to the warehouse's dialect (identity on DuckDB)."""
+    if dialect == "duckdb":
+        return sql
+    return ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect))
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The analytics warehouse that every stage reads and writes (`CDP_WAREHOUSE_URL`)."""
+
+    url: str
+
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    @property
+    def dialect(self) -> str:
+        return dialect_of(self.url)
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            url = sa.engine.make_url(normalize_url(self.url))
+            if self.dialect == "duckdb":
+                if url.database in (None, "", ":memory:"):
+                    raise ValueError("CDP_WAREHOUSE_URL must name a DuckDB file; an in-memory database "
+                                     "would vanish between steps")
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            # DuckDB allows one writing process per file: NullPool closes the file as soon as a
+            # connection is returned, so no idle pooled connection keeps the lock.
+            poolclass = NullPool if self.dialect == "duckdb" else None
+            self._engine = sa.create_engine(url, poolclass=poolclass)
+        return self._engine
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside one transaction: everything in the block commits or nothing does."""
+        with self.engine().begin() as conn:
+            yield conn
+
+    def sql(self, duckdb_sql: str) -> str:
+        return transpile(duckdb_sql, self.dialect)
+
+    def run(self, conn: Connection, duckdb_sql: str, params: dict | None = None) -> sa.CursorResult:
+        """Execute DuckDB-dialect SQL (one statement), transpiled for this warehouse."""
+        return conn.execute(sa.text(self.sql(duckdb_sql)), params or {})
+
+    def scalar(self, conn: Connection, duckdb_sql: str, params: dict | None = None):
+        return self.run(conn, duckdb_sql, params).scalar()
+
+    def ensure_schemas(self, conn: Connection, schemas: Sequence[str] = STAGE_SCHEMAS) -> None:
+        for schema in schemas:
+            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
+    def table_exists(self, conn: Connection, table: str) -> bool:
+        schema, name = table.split(".")
+        return bool(self.scalar(
+            conn,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = :s AND table_name = :n",
+            {"s": schema, "n": name},
+        ))
+
+    def columns(self, conn: Connection, table: str) -> list[tuple[str, str]]:
+        """(name, type) of a table's columns in order, read from information_schema (no reflection)."""
+        schema, name = table.split(".")
+        rows = self.run(
+            conn,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = :s AND table_name = :n ORDER BY ordinal_position",
+            {"s": schema, "n": name},
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def row_count(self, conn: Connection, table: str) -> int:
+        return int(self.scalar(conn, f"SELECT count(*) FROM {table}"))
+
+    def replace_table(self, conn: Connection, table: str, select_sql: str) -> None:
+        """Rebuild a whole table from a DuckDB-dialect SELECT, atomically within `conn`'s transaction."""
+        query = self.sql(select_sql)
+        if self.dialect == "duckdb":
+            conn.exec_driver_sql(f"CREATE OR REPLACE TABLE {table} AS {query}")
+        else:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            conn.exec_driver_sql(f"CREATE TABLE {table} AS {query}")
+
+    def replace_partition(
+        self, conn: Connection, table: str, column: str, start: datetime, end: datetime, select_sql: str
+    ) -> None:
+        """Replace the rows of `table` whose `column` falls in [start, end) with those of the SELECT."""
+        query = self.sql(select_sql)
+        window = f"{column} >= :start AND {column} < :end"
+        bounds = {"start": start.replace(tzinfo=None), "end": end.replace(tzinfo=None)}
+        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM ({query}) AS m WHERE 1 = 0")
+        existing = [c for c, _ in self.columns(conn, table)]
+        produced = list(conn.exec_driver_sql(f"SELECT * FROM ({query}) AS m WHERE 1 = 0").keys())
+        if existing != produced:
+            raise ValueError(
+                f"{table} has columns {existing} but its model now produces {produced}; "
+                f"drop {table} and backfill its partitions to adopt the new columns"
+            )
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE {window}"), bounds)
+        conn.execute(sa.text(f"INSERT INTO {table} SELECT * FROM ({query}) AS m WHERE {window}"), bounds)
+
+    def append_arrow(self, conn: Connection, table: str, data: pa.RecordBatchReader | pa.Table) -> None:
+        """Bulk-append Arrow data whose column names match `table`'s (DuckDB Arrow scan / Postgres COPY)."""
+        names = ", ".join(data.schema.names)
+        if self.dialect == "duckdb":
+            duck = conn.connection.driver_connection
+            duck.register("_cdp_arrow_in", data)
+            try:
+                conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM _cdp_arrow_in")
+            finally:
+                duck.unregister("_cdp_arrow_in")
+            return
+        batches = data.to_batches() if isinstance(data, pa.Table) else data
+        with conn.connection.driver_connection.cursor() as cur, cur.copy(
+            f"COPY {table} ({names}) FROM STDIN (FORMAT csv)"
+        ) as copy:
+            for batch in batches:
+                buffer = io.BytesIO()
+                pa_csv.write_csv(batch, buffer, pa_csv.WriteOptions(include_header=False))
+                copy.write(buffer.getvalue())

@@ -1,0 +1,40 @@
+"""The environment variables that configure cdp_assets, read in one place (see README: Configuration)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+DEFAULT_WAREHOUSE_URL = "duckdb:///data/warehouse.duckdb"
+DEFAULT_LANDING_DIR = "data/landing"
+EGRESS_MODES = ("dry_run", "live")
+
+
+class ConfigError(ValueError):
+    """A configuration file a user edits is wrong; the message names the file and the field."""
+
+
+def warehouse_url() -> str:
+    return os.environ.get("CDP_WAREHOUSE_URL") or DEFAULT_WAREHOUSE_URL
+
+
+def landing_dir() -> Path:
+    return Path(os.environ.get("CDP_LANDING_DIR") or DEFAULT_LANDING_DIR)
+
+
+def timezone() -> ZoneInfo:
+    return ZoneInfo(os.environ.get("CDP_TIMEZONE") or "UTC")
+
+
+def egress_mode() -> str:
+    mode = os.environ.get("CDP_EGRESS_MODE") or "dry_run"
+    if mode not in EGRESS_MODES:
+        raise ValueError(f"CDP_EGRESS_MODE={mode!r} is not one of {', '.join(EGRESS_MODES)}")
+    return mode
+
+
+def yesterday() -> date:
+    """The default partition: yesterday in CDP_TIMEZONE."""
+    return datetime.now(timezone()).date() - timedelta(days=1)

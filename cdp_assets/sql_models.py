@@ -1,0 +1,208 @@
+"""`dbt_like_sql/`: every `.sql` file is one asset, keyed `[folder, file stem]` and grouped by folder.
+
+A model is a single SELECT in the DuckDB dialect. Its dependencies are the `schema.table` references
+sqlglot finds in it (CTE names excluded), never a hand-kept list. The file's SHA-1 is its code_version.
+Settings sit in the file's leading comment block as `-- key: value` lines; the other comment lines are
+the description analysts read in the UI:
+
+    -- Orders that count as conversions, one row per order.
+    -- partition_column: order_ts
+
+Known settings: `partition_column` (a timestamp column; the model becomes daily-partitioned and each
+run replaces only its day's rows) and `owners` (comma-separated). A cycle, an unknown table, or an
+unknown setting is a load-time error that names the file.
+"""
+
+
+import hashlib
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+
+import dagster as dg
+import sqlglot
+from sqlglot import exp
+from sqlglot.lineage import lineage
+
+from cdp_assets.resources.warehouse import WarehouseResource
+
+SQL_ROOT = Path(__file__).resolve().parent.parent / "dbt_like_sql"
+SETTING = re.compile(r"^--\s*(\w+):\s*(.*?)\s*$")
+KNOWN_SETTINGS = {"partition_column", "owners"}
+
+
+class SqlModelError(ValueError):
+    """A problem in a SQL model file, found while loading definitions."""
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    path: Path
+    key: dg.AssetKey
+    sql: str
+    description: str
+    deps: tuple[dg.AssetKey, ...]
+    code_version: str
+    partition_column: str | None
+    owners: tuple[str, ...]
+
+    @property
+    def table(self) -> str:
+        return ".".join(self.key.path)
+
+
+def _header(path: Path, text: str) -> tuple[str, dict[str, str]]:
+    lines, settings = [], {}
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        match = SETTING.match(line)
+        if match:
+            name, value = match.groups()
+            if name not in KNOWN_SETTINGS:
+                raise SqlModelError(f"{path}: unknown setting {name!r}; known: {', '.join(sorted(KNOWN_SETTINGS))}")
+            settings[name] = value
+        else:
+            lines.append(line[2:].strip())
+    return " ".join(x for x in lines if x), settings
+
+
+def referenced_tables(path: Path, sql: str) -> set[tuple[str, str]]:
+    """(schema, table) pairs a model reads, excluding its own CTEs."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as error:
+        raise SqlModelError(f"{path}: SQL does not parse: {error}") from None
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise SqlModelError(f"{path}: a model must be exactly one SELECT statement")
+    tree = statements[0]
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    tables = set()
+    for table in tree.find_all(exp.Table):
+        if not table.db and table.name in ctes:
+            continue
+        if not table.db:
+            raise SqlModelError(f"{path}: table {table.name!r} has no schema; write it as schema.{table.name}")
+        tables.add((table.db, table.name))
+    return tables
+
+
+def parse_model(root: Path, path: Path) -> SqlModel:
+    text = path.read_text(encoding="utf-8")
+    description, settings = _header(path, text)
+    body = text.strip().rstrip(";")
+    key = dg.AssetKey([path.parent.name, path.stem])
+    deps = tuple(sorted((dg.AssetKey(list(t)) for t in referenced_tables(path, body)), key=lambda k: k.path))
+    if key in deps:
+        raise SqlModelError(f"{path}: the model reads its own table {key.to_user_string()}")
+    owners = tuple(o.strip() for o in settings.get("owners", "team:data-eng").split(",") if o.strip())
+    return SqlModel(
+        path=path, key=key, sql=body, description=description or f"SQL model {path.relative_to(root)}",
+        deps=deps, code_version=hashlib.sha1(text.encode("utf-8")).hexdigest(),
+        partition_column=settings.get("partition_column"), owners=owners,
+    )
+
+
+def _check_graph(models: list[SqlModel], external: set[dg.AssetKey]) -> None:
+    by_key = {m.key: m for m in models}
+    for model in models:
+        for dep in model.deps:
+            if dep not in by_key and dep not in external:
+                raise SqlModelError(f"{model.path}: reads {dep.to_user_string()}, which no asset produces")
+    state: dict[dg.AssetKey, str] = {}
+
+    def visit(model: SqlModel, trail: list[SqlModel]) -> None:
+        if state.get(model.key) == "done":
+            return
+        if state.get(model.key) == "open":
+            cycle = [m.path.name for m in trail[trail.index(model):]] + [model.path.name]
+            raise SqlModelError(f"{model.path}: dependency cycle {' -> '.join(cycle)}")
+        state[model.key] = "open"
+        for dep in model.deps:
+            if dep in by_key:
+                visit(by_key[dep], [*trail, model])
+        state[model.key] = "done"
+
+    for model in models:
+        visit(model, [])
+
+
+def load_models(root: Path, external: Iterable[dg.AssetKey]) -> list[SqlModel]:
+    """Parse every model under `root`; `external` are the keys produced by Python assets."""
+    models = [parse_model(root, path) for path in sorted(root.glob("*/*.sql"))]
+    _check_graph(models, set(external))
+    return models
+
+
+def column_lineage(model: SqlModel) -> dg.TableColumnLineage:
+    """Which upstream columns each output column is computed from, read from the SQL by sqlglot."""
+    query = sqlglot.parse_one(model.sql, read="duckdb")
+    deps_by_column = {}
+    for column in query.named_selects:
+        leaves = [n for n in lineage(column, query, None, dialect="duckdb").walk() if not n.downstream]
+        found = {
+            (leaf.source.db, leaf.source.name, leaf.name.split(".")[-1])
+            for leaf in leaves if isinstance(leaf.source, exp.Table) and leaf.source.db
+        }
+        if found:
+            deps_by_column[column] = [
+                dg.TableColumnDep(asset_key=dg.AssetKey([db, table]), column_name=col)
+                for db, table, col in sorted(found)
+            ]
+    return dg.TableColumnLineage(deps_by_column=deps_by_column)
+
+
+def _column_schema(warehouse: WarehouseResource, conn, table: str) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, kind.lower()) for name, kind in warehouse.columns(conn, table)])
+
+
+def _code_reference(path: Path) -> dg.CodeReferencesMetadataValue:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.CodeReferencesMetadataValue(code_references=[dg.LocalFileCodeReference(file_path=str(path))])
+
+
+def sql_asset(model: SqlModel, dialect: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """One asset for one model file: a full rebuild, or daily partitions replaced in one transaction."""
+    partitioned = model.partition_column is not None
+
+    @dg.asset(
+        key=model.key,
+        deps=list(model.deps),
+        group_name=model.key.path[0],
+        description=model.description,
+        code_version=model.code_version,
+        kinds={"sql", dialect},
+        owners=list(model.owners),
+        partitions_def=partitions_def if partitioned else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        metadata={
+            "sql_file": str(model.path.relative_to(SQL_ROOT.parent) if model.path.is_relative_to(SQL_ROOT.parent)
+                            else model.path),
+            "dagster/code_references": _code_reference(model.path),
+        },
+        pool="warehouse",
+    )
+    def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        with warehouse.begin() as conn:
+            warehouse.ensure_schemas(conn, [model.key.path[0]])
+            # Key on this asset's own partitioning: in a mixed run an unpartitioned asset also sees a key.
+            if partitioned:
+                window = context.partition_time_window
+                warehouse.replace_partition(conn, model.table, model.partition_column,
+                                            window.start.astimezone(UTC), window.end.astimezone(UTC), model.sql)
+            else:
+                warehouse.replace_table(conn, model.table, model.sql)
+            rows = warehouse.row_count(conn, model.table)
+            schema = _column_schema(warehouse, conn, model.table)
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": rows,
+            "dagster/table_name": model.table,
+            "dagster/column_schema": schema,
+            "dagster/column_lineage": column_lineage(model),
+        })
+
+    return _asset

@@ -1,0 +1,10 @@
+-- People with at least one completed, paid or fulfilled order in the last 30 days.
+SELECT
+    r.profile_id,
+    count(*) AS orders_30d,
+    max(o.order_ts) AS last_order_at
+FROM staging.stg_crm_orders AS o
+JOIN core.record_profiles AS r ON r.record_key = 'order:' || o.order_id
+WHERE o.status IN ('completed', 'paid', 'fulfilled')
+  AND o.order_ts >= current_date - INTERVAL 30 DAY
+GROUP BY r.profile_id
