@@ -46,11 +46,14 @@ def run_day(defs: dg.Definitions, day: date, instance: dg.DagsterInstance, log_l
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     outcome = RunOutcome(run_id=result.run_id, success=result.success)
+    finished = set()
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             outcome.failed_steps.append(event.step_key)
-        elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
-            outcome.skipped_steps.append(event.step_key)
+        if event.event_type in (dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SUCCESS):
+            finished.add(event.step_key)
+    # Steps held back by a failed upstream step or blocking check leave no event of their own.
+    outcome.skipped_steps = [s for s in result.dagster_run.step_keys_to_execute or [] if s not in finished]
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         failed = not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
@@ -70,10 +73,10 @@ def report(outcome: RunOutcome, day: date) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cdp_assets.definitions import defs
+    from cdp_assets.definitions import build_definitions
 
     day = args.date or settings.yesterday()
-    outcome = run_day(defs, day, open_instance())
+    outcome = run_day(build_definitions(), day, open_instance())
     report(outcome, day)
     return 0 if outcome.ok else 1
 

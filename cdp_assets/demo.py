@@ -49,7 +49,7 @@ def summarize(warehouse: WarehouseResource) -> None:
 
 def run_demo(people: int, days: int) -> int:
     os.environ["CDP_EGRESS_MODE"] = "dry_run"  # the demo never sends anything
-    from cdp_assets.definitions import defs
+    from cdp_assets.definitions import build_definitions
 
     day = settings.yesterday()
     landing = settings.landing_dir()
@@ -58,7 +58,7 @@ def run_demo(people: int, days: int) -> int:
     write_ga4_sample(landing, day - timedelta(days=days - 1), day)
     print(f"sample data: {counts['people']} people, {counts['contacts']} contact rows, {counts['orders']} order "
           f"rows over {days} days in {landing / 'crm'}")
-    outcome = run_day(defs, day, open_instance(), log_level="WARNING")
+    outcome = run_day(build_definitions(), day, open_instance(), log_level="WARNING")
     report(outcome, day)
     summarize(WarehouseResource(url=settings.warehouse_url()))
     print(f"\ndone in {time.perf_counter() - started:.1f}s. Next: `make ui` and open http://127.0.0.1:3000 "

@@ -114,6 +114,12 @@ def _format_phone(rnd: random.Random, digits: str, country: str) -> str:
     return rnd.choice([f"0{spaced}", f"+{prefix} {spaced}", f"00{prefix} {spaced}", f"+{prefix}{digits}"])
 
 
+def _international_phone(digits: str, country: str) -> str:
+    """Checkout forms store an international number: orders carry no country to read a national one in."""
+    prefix = {"US": "1", "GB": "44", "FR": "33", "DE": "49"}[country]
+    return f"+{prefix} {digits[:3]} {digits[3:6]} {digits[6:]}"
+
+
 def _mess_email(rnd: random.Random, email: str) -> str:
     roll = rnd.random()
     if roll < 0.25:
@@ -175,7 +181,7 @@ def _order_row(rnd: random.Random, person: _Person, order_id: str, contact_id: s
         order_id,
         "" if guest else contact_id,
         _mess_email(rnd, person.email) if guest or rnd.random() < 0.5 else "",
-        _format_phone(rnd, person.phone_digits, person.place.country_forms[0]) if guest and rnd.random() < 0.4 else "",
+        _international_phone(person.phone_digits, person.place.country_forms[0]) if guest and rnd.random() < 0.4 else "",
         _timestamp(rnd, when), value, currency, status, action_source,
         f"{rnd.randint(24, 99)}.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}" if website else "",
         rnd.choice(USER_AGENTS) if website else "",

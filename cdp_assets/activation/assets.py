@@ -118,7 +118,7 @@ def meta_capi_asset(
         with warehouse.begin() as conn:
             for partition_key in context.partition_keys:
                 window = partitions_def.time_window_for_partition_key(partition_key)
-                counts = _prepare_day(warehouse, conn, destination, meta, window, now, partition_key, context.run_id)
+                counts = _prepare_day(warehouse, conn, destination, meta, window, now, partition_key, context.run.run_id)
                 totals = {k: totals[k] + counts[k] for k in totals}
         return dg.MaterializeResult(metadata={
             **totals, "days": len(context.partition_keys), "mode": "dry_run",
@@ -168,7 +168,7 @@ def meta_audience_asset(
                 metadata[f"{sync.audience}: members"] = len(members)
                 metadata[f"{sync.audience}: filtered_by_consent"] = len(members) - len(consented)
                 metadata[f"{sync.audience}: rows_prepared"] = len(rows)
-            record_dry_run(warehouse, conn, destination.name, today, context.run_id, requests, dead)
+            record_dry_run(warehouse, conn, destination.name, today, context.run.run_id, requests, dead)
         missing = [f"audience_id for {s.audience}" for s in syncs if not s.audience_id]
         return dg.MaterializeResult(metadata={
             **metadata, "requests_prepared": len(requests), "dead_letters": len(dead), "mode": "dry_run",

@@ -8,6 +8,7 @@ PostgreSQL), never through row-by-row inserts.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -43,12 +44,17 @@ def dialect_of(url: str) -> str:
     raise ValueError(f"CDP_WAREHOUSE_URL uses {backend!r}; supported warehouses are duckdb and postgresql")
 
 
+# sqlglot writes bind parameters in the driver's own style (%(name)s for psycopg); SQLAlchemy's text()
+# binds :name, so the parameters are turned back.
+DRIVER_PARAM = re.compile(r"%\((\w+)\)s")
+
+
 @lru_cache(maxsize=1024)
 def transpile(sql: str, dialect: str) -> str:
     """Translate DuckDB-dialect SQL to the warehouse's dialect (identity on DuckDB)."""
     if dialect == "duckdb":
         return sql
-    return ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect))
+    return DRIVER_PARAM.sub(r":\1", ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect)))
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -1,0 +1,94 @@
+"""Shared fixtures: a warehouse per backend, generated landing data, and a guard against network access."""
+
+import ipaddress
+import os
+import socket
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from cdp_assets import settings
+from cdp_assets.resources.warehouse import WarehouseResource, normalize_url
+from cdp_assets.sample_data import write_crm_extracts
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SAMPLE_PEOPLE = 300
+SAMPLE_DAYS = 30
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with the reason outside CI; under CI=true a missing prerequisite is a failure."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"prerequisite missing under CI=true: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Tests may only talk to this machine: any other address is refused before a packet leaves."""
+    real_connect = socket.socket.connect
+
+    def guarded(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                local = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                local = host == "localhost"
+            if not local:
+                raise ConnectionRefusedError(f"test tried to reach {host}: tests never leave 127.0.0.1")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """Each test starts from the documented defaults, whatever the developer's shell exports."""
+    for name in ("CDP_WAREHOUSE_URL", "CDP_LANDING_DIR", "CDP_EGRESS_MODE", "CDP_TIMEZONE", "META_PIXEL_ID",
+                 "META_GRAPH_URL", "META_API_VERSION", "META_TEST_EVENT_CODE", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    base = os.environ.get("CDP_TEST_POSTGRES_URL")
+    require(bool(base), "CDP_TEST_POSTGRES_URL is not set, so the PostgreSQL variant cannot run")
+    admin_url = sa.engine.make_url(normalize_url(base))
+    name = f"cdp_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield admin_url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request, tmp_path) -> WarehouseResource:
+    """The same test on the embedded DuckDB file and on PostgreSQL."""
+    if request.param == "duckdb":
+        return WarehouseResource(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    return WarehouseResource(url=request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="session")
+def sample_landing(tmp_path_factory) -> Path:
+    """Messy CRM extracts for 300 people whose 30 days of orders end yesterday (read-only: copy to change)."""
+    landing = tmp_path_factory.mktemp("landing")
+    write_crm_extracts(landing, SAMPLE_PEOPLE, settings.yesterday(), SAMPLE_DAYS)
+    return landing
+
+
+@pytest.fixture
+def run_day_key() -> date:
+    return settings.yesterday()
