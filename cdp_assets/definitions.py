@@ -28,8 +28,11 @@ def _warehouse_url_config() -> str | dg.EnvVar:
 
 def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: str | None = None) -> dg.Definitions:
     """Assemble the project; tests pass their own warehouse and landing folder."""
-    warehouse = warehouse or WarehouseResource(url=_warehouse_url_config())
-    dialect = dialect_of(warehouse.url if isinstance(warehouse.url, str) else settings.warehouse_url())
+    if warehouse is None:
+        warehouse = WarehouseResource(url=_warehouse_url_config())
+        dialect = dialect_of(settings.warehouse_url())
+    else:
+        dialect = warehouse.dialect
     partitions = daily_partitions()
 
     python_assets = [crm_file_asset(CONTACTS, dialect), crm_file_asset(ORDERS, dialect), phone_numbers,

@@ -1,0 +1,116 @@
+"""CRM file drops into raw and quarantine: loaded once, nothing lost, problems named."""
+
+import csv
+import json
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cdp_assets.ingest.crm_files import CONTACTS, LandingZone, crm_file_asset
+from cdp_assets.sample_data import CONTACT_COLUMNS
+
+GOOD = {"contact_id": "C1", "email": "Ann@Example.com", "phone": "(415) 555-0134", "first_name": "Ann",
+        "last_name": "Lee", "city": "Austin", "state": "TX", "postal_code": "78701", "country": "US",
+        "ga_client_id": "", "consent_marketing": "yes", "updated_at": "2026-11-01T10:00:00Z", "deleted": ""}
+
+
+def write_csv(path, rows, columns=CONTACT_COLUMNS):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def load(warehouse, landing):
+    asset = crm_file_asset(CONTACTS, warehouse.dialect)
+    return dg.materialize([asset], resources={"warehouse": warehouse, "landing": LandingZone(path=str(landing))})
+
+
+def rows(warehouse, sql):
+    with warehouse.begin() as conn:
+        return [tuple(r) for r in warehouse.run(conn, sql)]
+
+
+def test_loading_the_same_file_twice_adds_nothing(warehouse, tmp_path):
+    write_csv(tmp_path / "crm" / "contacts.csv", [GOOD, {**GOOD, "contact_id": "C2"}])
+
+    load(warehouse, tmp_path)
+    second = load(warehouse, tmp_path)
+
+    assert rows(warehouse, "SELECT count(*) FROM raw.crm_contacts") == [(2,)]
+    metadata = second.asset_materializations_for_node("raw__crm_contacts")[0].metadata
+    assert (metadata["rows_loaded"].value, metadata["files_skipped_already_loaded"].value) == (0, 1)
+
+
+def test_quarantined_row_keeps_its_original_values_file_line_and_reason(warehouse, tmp_path):
+    write_csv(tmp_path / "crm" / "contacts_2026.csv", [GOOD, {**GOOD, "contact_id": "", "email": " Bad@ "}])
+
+    result = load(warehouse, tmp_path)
+
+    assert rows(warehouse, "SELECT contact_id, email, source_file, line_number, reason FROM quarantine.crm_contacts") \
+        == [(None, " Bad@ ", "contacts_2026.csv", 3, "contact_id is missing; email is not a valid address")]
+    metadata = result.asset_materializations_for_node("raw__crm_contacts")[0].metadata
+    assert (metadata["rows_read"].value, metadata["rows_loaded"].value, metadata["rows_quarantined"].value) \
+        == (2, 1, 1)
+
+
+def test_raw_keeps_values_as_landed_with_their_source(warehouse, tmp_path):
+    write_csv(tmp_path / "crm" / "contacts.csv", [GOOD])
+
+    load(warehouse, tmp_path)
+
+    assert rows(warehouse, "SELECT email, phone, _source, _line_number FROM raw.crm_contacts") \
+        == [("Ann@Example.com", "(415) 555-0134", "contacts.csv", 2)]
+
+
+def test_a_changed_file_with_the_same_name_is_loaded_as_a_new_version(warehouse, tmp_path):
+    path = tmp_path / "crm" / "contacts.csv"
+    write_csv(path, [GOOD])
+    load(warehouse, tmp_path)
+    write_csv(path, [{**GOOD, "city": "Dallas", "updated_at": "2026-11-02T10:00:00Z"}])
+
+    load(warehouse, tmp_path)
+
+    assert rows(warehouse, "SELECT city FROM raw.crm_contacts ORDER BY _updated_at") == [("Austin",), ("Dallas",)]
+    assert rows(warehouse, "SELECT count(*) FROM raw.crm_file_ledger") == [(2,)]
+
+
+def test_a_file_missing_columns_is_named_and_the_others_still_load(warehouse, tmp_path):
+    write_csv(tmp_path / "crm" / "contacts_a.csv", [GOOD])
+    write_csv(tmp_path / "crm" / "contacts_b.csv", [GOOD], columns=["contact_id", "email"])
+
+    result = load(warehouse, tmp_path)
+
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed
+    assert check.metadata["unreadable_files"].value == [
+        "contacts_b.csv: contacts_b.csv: missing required columns phone, first_name, last_name, city, state, "
+        "postal_code, country, ga_client_id, consent_marketing, updated_at"]
+    assert rows(warehouse, "SELECT _source FROM raw.crm_contacts") == [("contacts_a.csv",)]
+
+
+def test_jsonl_and_parquet_drops_load_like_csv(warehouse, tmp_path):
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "crm" / "contacts_1.jsonl").write_text(json.dumps({**GOOD, "contact_id": "J1"}) + "\n")
+    pq.write_table(pa.table({k: [v] for k, v in {**GOOD, "contact_id": "P1"}.items()}),
+                   tmp_path / "crm" / "contacts_2.parquet")
+
+    load(warehouse, tmp_path)
+
+    assert rows(warehouse, "SELECT contact_id, _line_number FROM raw.crm_contacts ORDER BY contact_id") \
+        == [("J1", 1), ("P1", 1)]
+
+
+def test_a_file_that_is_not_utf8_is_refused_without_quoting_its_content(warehouse, tmp_path):
+    path = tmp_path / "crm" / "contacts.csv"
+    path.parent.mkdir()
+    path.write_bytes(",".join(CONTACT_COLUMNS).encode() + b"\nC1,ren\xe9@example.com,,,,,,,,,yes,2026-11-01,\n")
+
+    result = load(warehouse, tmp_path)
+
+    [check] = result.get_asset_check_evaluations()
+    assert check.metadata["unreadable_files"].value == [
+        "contacts.csv: not UTF-8 text (byte 131); re-export the file as UTF-8"]
+    assert rows(warehouse, "SELECT count(*) FROM raw.crm_contacts") == [(0,)]

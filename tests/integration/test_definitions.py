@@ -1,0 +1,52 @@
+"""The code location loads, and its lineage matches the reviewed snapshot (a lineage change is a diff)."""
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from cdp_assets.definitions import build_definitions
+
+SNAPSHOT = Path(__file__).resolve().parent.parent / "snapshots" / "asset_graph.json"
+
+
+def graph_snapshot(defs: dg.Definitions) -> dict:
+    graph = defs.resolve_asset_graph()
+    assets = {
+        key.to_user_string(): {
+            "group": graph.get(key).group_name,
+            "deps": sorted(parent.to_user_string() for parent in graph.get(key).parent_keys),
+            "partitioned": graph.get(key).is_partitioned,
+        }
+        for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.path)
+    }
+    checks = sorted(key.to_user_string() for key in graph.asset_check_keys)
+    blocking = sorted(key.to_user_string() for key in graph.asset_check_keys
+                      if graph.get_check_spec(key).blocking)
+    return {"assets": assets, "checks": checks, "blocking_checks": blocking}
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(build_definitions())
+
+
+def test_asset_graph_matches_snapshot():
+    """Set UPDATE_SNAPSHOTS=1 to rewrite the snapshot after an intended lineage change, then review the diff."""
+    current = graph_snapshot(build_definitions())
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(current, indent=2) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_asset_has_a_description_owner_and_kind():
+    graph = build_definitions().resolve_asset_graph()
+    incomplete = [key.to_user_string() for key in graph.get_all_asset_keys()
+                  if not (graph.get(key).description and graph.get(key).owners and graph.get(key).kinds)]
+    assert incomplete == []
+
+
+def test_daily_job_and_schedule_exist():
+    defs = build_definitions()
+    assert defs.resolve_job_def("daily_job").name == "daily_job"
+    assert defs.resolve_schedule_def("daily_job_schedule").cron_schedule == "0 6 * * *"
