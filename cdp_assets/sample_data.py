@@ -64,7 +64,8 @@ US_AREA_CODES = ["212", "312", "415", "617", "646", "702", "713", "305", "206", 
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.0 Safari/605.1.15",
 ]
 GA4_CHANNELS = [
     ("google", "cpc", "brand_search", "Paid Search"),
@@ -181,7 +182,8 @@ def _order_row(rnd: random.Random, person: _Person, order_id: str, contact_id: s
         order_id,
         "" if guest else contact_id,
         _mess_email(rnd, person.email) if guest or rnd.random() < 0.5 else "",
-        _international_phone(person.phone_digits, person.place.country_forms[0]) if guest and rnd.random() < 0.4 else "",
+        (_international_phone(person.phone_digits, person.place.country_forms[0])
+         if guest and rnd.random() < 0.4 else ""),
         _timestamp(rnd, when), value, currency, status, action_source,
         f"{rnd.randint(24, 99)}.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}" if website else "",
         rnd.choice(USER_AGENTS) if website else "",

@@ -118,7 +118,8 @@ def meta_capi_asset(
         with warehouse.begin() as conn:
             for partition_key in context.partition_keys:
                 window = partitions_def.time_window_for_partition_key(partition_key)
-                counts = _prepare_day(warehouse, conn, destination, meta, window, now, partition_key, context.run.run_id)
+                counts = _prepare_day(warehouse, conn, destination, meta, window, now, partition_key,
+                                      context.run.run_id)
                 totals = {k: totals[k] + counts[k] for k in totals}
         return dg.MaterializeResult(metadata={
             **totals, "days": len(context.partition_keys), "mode": "dry_run",

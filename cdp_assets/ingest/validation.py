@@ -1,126 +1,116 @@
-"""Row-level validation of CRM batches on the way into `raw`, vectorized with Arrow compute.
+"""Row-level validation of CRM rows on the way into `raw`, as SQL that DuckDB runs over the file itself.
 
-Each rule yields a human-readable reason for the rows it rejects; a row that fails several rules gets
-all their reasons. Accepted rows gain typed columns (`_updated_at`, `_order_ts`) parsed from the many
-timestamp forms CRMs export, so the SQL downstream never has to guess a format.
+Each rule is a reason and the SQL condition of the rows it rejects; a row failing several rules gets all
+their reasons, joined by "; ". Accepted rows gain typed columns (`_updated_at`, `_order_ts`) parsed from
+the many timestamp forms CRMs export, so the SQL downstream never has to guess a format. DuckDB is the
+local engine whatever the warehouse: it reads and checks the file in parallel, and on a DuckDB warehouse
+the rows never leave it.
 """
-
-from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import pyarrow as pa
 import pycountry
-import pyarrow.compute as pc
 
-# Naive forms are read as UTC; offsets (including a literal Z) are converted to UTC.
-TIMESTAMP_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%z",
-    "%Y-%m-%d %H:%M:%S%z",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d",
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%Y",
-)
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+# ISO 8601 in any of its forms is read by a cast (an offset or Z is converted to UTC; none means UTC);
+# the US forms CRMs also export are tried after it, for the rows the cast could not read.
+US_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
+EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+DECIMAL_PATTERN = r"[0-9]+(\.[0-9]+)?"
 MAX_CLOCK_SKEW = timedelta(days=1)
-
 ISO_4217 = frozenset(currency.alpha_3 for currency in pycountry.currencies)
 
 
 @dataclass(frozen=True)
-class Validated:
-    accepted: pa.Table
-    rejected: pa.Table  # original columns + `reason`
+class Rule:
+    reason: str
+    rejects: str  # SQL condition over the row (typed columns included); NULL counts as passing
 
 
-def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), True)
+def _text(values: tuple[str, ...] | frozenset[str]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in sorted(values)) + "]"
 
 
-def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """UTC timestamps (naive, seconds) for every recognised form; null where none matches."""
-    trimmed = pc.utf8_trim_whitespace(column)
-    parsed = []
-    for form in TIMESTAMP_FORMATS:
-        values = pc.strptime(trimmed, format=form, unit="s", error_is_null=True)
-        if values.type.tz is not None:
-            values = values.cast(pa.timestamp("s", tz="UTC")).cast(pa.timestamp("s"))
-        parsed.append(values)
-    return pc.coalesce(*parsed)
+def timestamp_sql(column: str) -> str:
+    """A UTC TIMESTAMP parsed from text; needs the session time zone to be UTC (see `prepare`)."""
+    text = f"trim({column})"
+    return f"coalesce(timezone('UTC', try_cast({text} AS TIMESTAMPTZ)), try_strptime({text}, {_text(US_FORMATS)}))"
 
 
-def _rule(failed: pa.Array, reason: str) -> pa.Array:
-    return pc.if_else(pc.fill_null(failed, False), pa.scalar(reason), pa.scalar(None, pa.string()))
+def prepare(conn: duckdb.DuckDBPyConnection) -> None:
+    """Session settings the checks rely on: naive timestamps mean UTC, and tables keep insertion order."""
+    conn.execute("SET TimeZone = 'UTC'").fetchall()
+    conn.execute("SET preserve_insertion_order = true").fetchall()
 
 
-def _combine(rules: list[pa.Array]) -> pa.Array:
-    """Per row, the reasons of every failed rule joined by "; ", or null when all passed."""
-    reasons = rules[0]
-    for rule in rules[1:]:
-        joined = pc.binary_join_element_wise(reasons, rule, "; ")
-        reasons = pc.if_else(pc.is_null(reasons), rule, pc.if_else(pc.is_null(rule), reasons, joined))
-    return reasons
+def _blank(column: str) -> str:
+    return f"coalesce(trim({column}), '') = ''"
 
 
-def _split(batch: pa.RecordBatch, rules: list[pa.Array], typed: dict[str, pa.Array]) -> Validated:
-    reasons = _combine(rules)
-    ok = pc.is_null(reasons)
-    table = pa.Table.from_batches([batch])
-    accepted = table.filter(ok)
-    for name, values in typed.items():
-        accepted = accepted.append_column(name, pc.filter(values, ok))
-    rejected = table.filter(pc.invert(ok)).append_column("reason", pc.filter(reasons, pc.invert(ok)))
-    return Validated(accepted, rejected)
+def _email(column: str) -> Rule:
+    return Rule("email is not a valid address",
+                f"NOT {_blank(column)} AND NOT regexp_full_match(trim({column}), '{EMAIL_PATTERN}')")
 
 
-def _email_rule(column: pa.Array) -> pa.Array:
-    present = pc.invert(_blank(column))
-    valid = pc.match_substring_regex(pc.utf8_trim_whitespace(column), EMAIL_PATTERN)
-    return _rule(pc.and_(present, pc.invert(pc.fill_null(valid, False))), "email is not a valid address")
-
-
-def _timestamp_rules(column: pa.Array, name: str, now: datetime) -> tuple[pa.Array, list[pa.Array]]:
-    parsed = parse_timestamps(column)
-    latest = pa.scalar((now + MAX_CLOCK_SKEW).astimezone(UTC).replace(tzinfo=None), pa.timestamp("s"))
-    return parsed, [
-        _rule(pc.and_(pc.invert(_blank(column)), pc.is_null(parsed)), f"{name} is not a recognised timestamp"),
-        _rule(_blank(column), f"{name} is missing"),
-        _rule(pc.greater(parsed, latest), f"{name} is in the future"),
+def _timestamp_rules(column: str, typed: str, now: datetime) -> list[Rule]:
+    latest = (now + MAX_CLOCK_SKEW).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return [
+        Rule(f"{column} is not a recognised timestamp", f"NOT {_blank(column)} AND {typed} IS NULL"),
+        Rule(f"{column} is missing", _blank(column)),
+        Rule(f"{column} is in the future", f"{typed} > TIMESTAMP '{latest}'"),
     ]
 
 
-def validate_contacts(batch: pa.RecordBatch, now: datetime) -> Validated:
-    updated_at, time_rules = _timestamp_rules(batch.column("updated_at"), "updated_at", now)
-    rules = [
-        _rule(_blank(batch.column("contact_id")), "contact_id is missing"),
-        _email_rule(batch.column("email")),
-        *time_rules,
-    ]
-    return _split(batch, rules, {"_updated_at": updated_at})
+def contact_rules(now: datetime) -> list[Rule]:
+    return [Rule("contact_id is missing", _blank("contact_id")), _email("email"),
+            *_timestamp_rules("updated_at", "_updated_at", now)]
 
 
-def validate_orders(batch: pa.RecordBatch, now: datetime) -> Validated:
-    order_ts, time_rules = _timestamp_rules(batch.column("order_ts"), "order_ts", now)
-    value = pc.utf8_trim_whitespace(batch.column("value"))
-    numeric = pc.fill_null(pc.match_substring_regex(value, DECIMAL_PATTERN), False)
-    negative = pc.fill_null(pc.match_substring_regex(value, r"^-[0-9]+(\.[0-9]+)?$"), False)
-    currency = pc.utf8_upper(pc.utf8_trim_whitespace(batch.column("currency")))
-    no_identifier = pc.and_(
-        pc.and_(_blank(batch.column("contact_id")), _blank(batch.column("email"))), _blank(batch.column("phone"))
-    )
-    rules = [
-        _rule(_blank(batch.column("order_id")), "order_id is missing"),
-        _rule(no_identifier, "order has no contact_id, email or phone"),
-        _email_rule(batch.column("email")),
-        *time_rules,
-        _rule(negative, "value is negative"),
-        _rule(pc.and_(pc.invert(numeric), pc.invert(negative)), "value is not a number"),
-        _rule(pc.invert(pc.fill_null(pc.is_in(currency, pa.array(sorted(ISO_4217))), False)),
-              "currency is not an ISO 4217 code"),
+def order_rules(now: datetime) -> list[Rule]:
+    negative = f"regexp_full_match(trim(value), '-{DECIMAL_PATTERN}')"
+    return [
+        Rule("order_id is missing", _blank("order_id")),
+        Rule("order has no contact_id, email or phone",
+             f"{_blank('contact_id')} AND {_blank('email')} AND {_blank('phone')}"),
+        _email("email"),
+        *_timestamp_rules("order_ts", "_order_ts", now),
+        Rule("value is negative", negative),
+        Rule("value is not a number",
+             f"NOT coalesce(regexp_full_match(trim(value), '{DECIMAL_PATTERN}'), FALSE) "
+             f"AND NOT coalesce({negative}, FALSE)"),
+        Rule("currency is not an ISO 4217 code",
+             f"NOT coalesce(list_contains({_text(ISO_4217)}, upper(trim(currency))), FALSE)"),
     ]
-    return _split(batch, rules, {"_order_ts": order_ts})
+
+
+def checked_sql(source: str, columns: list[str], typed: dict[str, str], rules: list[Rule]) -> str:
+    """The rows of `source` with their typed columns and `reason` (NULL when the row is accepted).
+
+    `columns` are the select expressions of the text columns; `typed` maps each typed column to the
+    text column it is parsed from.
+    """
+    typed_columns = ", ".join(f"{timestamp_sql(text)} AS {name}" for name, text in typed.items())
+    reasons = ", ".join(f"CASE WHEN coalesce({rule.rejects}, FALSE) THEN '{rule.reason}' END" for rule in rules)
+    return f"""
+        SELECT typed.*, nullif(concat_ws('; ', {reasons}), '') AS reason
+        FROM (SELECT {", ".join(columns)}, {typed_columns} FROM {source}) AS typed"""
+
+
+def line_number_sql(table: str, first_line: int) -> str:
+    """A row's line in its file, for a table filled in file order (DuckDB keeps insertion order).
+
+    Rows not yet committed have their rowids offset, hence the minimum.
+    """
+    return f"rowid - (SELECT min(rowid) FROM {table}) + {first_line}"
+
+
+def check_table(data: pa.Table, typed: dict[str, str], rules: list[Rule], first_line: int = 2) -> pa.Table:
+    """Run the checks on rows already in memory (what the loader does to a file); for tests and tools."""
+    with duckdb.connect() as conn:
+        prepare(conn)
+        conn.register("rows_in", data)
+        conn.execute(f"CREATE TABLE checked AS {checked_sql('rows_in', data.schema.names, typed, rules)}").fetchall()
+        return conn.sql(f"SELECT *, {line_number_sql('checked', first_line)} AS _line_number FROM checked "
+                        "ORDER BY rowid").to_arrow_table()

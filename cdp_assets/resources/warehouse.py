@@ -156,14 +156,24 @@ class WarehouseResource(dg.ConfigurableResource):
         conn.execute(sa.text(f"DELETE FROM {table} WHERE {window}"), bounds)
         conn.execute(sa.text(f"INSERT INTO {table} SELECT * FROM ({query}) AS m WHERE {window}"), bounds)
 
-    def append_arrow(self, conn: Connection, table: str, data: pa.RecordBatchReader | pa.Table) -> None:
-        """Bulk-append Arrow data whose column names match `table`'s (DuckDB Arrow scan / Postgres COPY)."""
-        names = ", ".join(data.schema.names)
+    def append_arrow(
+        self, conn: Connection, table: str, data: pa.RecordBatchReader | pa.Table,
+        constants: dict[str, object] | None = None,
+    ) -> None:
+        """Bulk-append Arrow data whose column names match `table`'s (DuckDB Arrow scan / Postgres COPY).
+
+        `constants` fill further columns with one value for every row (the source file, the load time).
+        """
+        constants = constants or {}
+        columns = list(data.schema.names)
+        names = ", ".join([*columns, *constants])
         if self.dialect == "duckdb":
+            values = ", ".join([*columns, *(f":{k}" for k in constants)])
             duck = conn.connection.driver_connection
             duck.register("_cdp_arrow_in", data)
             try:
-                conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM _cdp_arrow_in")
+                conn.execute(sa.text(f"INSERT INTO {table} ({names}) SELECT {values} FROM _cdp_arrow_in"),
+                             constants)
             finally:
                 duck.unregister("_cdp_arrow_in")
             return
@@ -172,6 +182,8 @@ class WarehouseResource(dg.ConfigurableResource):
             f"COPY {table} ({names}) FROM STDIN (FORMAT csv)"
         ) as copy:
             for batch in batches:
+                for name, value in constants.items():
+                    batch = batch.append_column(name, pa.array([value] * batch.num_rows))
                 buffer = io.BytesIO()
                 pa_csv.write_csv(batch, buffer, pa_csv.WriteOptions(include_header=False))
                 copy.write(buffer.getvalue())

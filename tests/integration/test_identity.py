@@ -74,7 +74,8 @@ def test_a_value_shared_by_more_records_than_the_cap_links_nobody(warehouse):
 
 
 def test_profile_ids_are_the_same_on_a_second_run(warehouse):
-    stage(warehouse, [("C1", "ann@x.com", None, None), ("C2", "ann@x.com", None, None), ("C3", "bob@x.com", None, None)])
+    stage(warehouse, [("C1", "ann@x.com", None, None), ("C2", "ann@x.com", None, None),
+                      ("C3", "bob@x.com", None, None)])
 
     assert resolve(warehouse) == resolve(warehouse)
 

@@ -80,7 +80,7 @@ def test_reading_its_own_table_is_an_error(tmp_path):
 def test_table_without_schema_is_an_error(tmp_path):
     write(tmp_path, "core/a.sql", "SELECT x FROM orders")
 
-    with pytest.raises(SqlModelError, match="table 'orders' has no schema; write it as schema.orders"):
+    with pytest.raises(SqlModelError, match=r"table 'orders' has no schema; write it as schema\.orders"):
         load_models(tmp_path, RAW)
 
 
