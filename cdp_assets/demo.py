@@ -33,9 +33,9 @@ def summarize(warehouse: WarehouseResource) -> None:
         profiles = warehouse.row_count(conn, "core.unified_profiles")
         records = warehouse.row_count(conn, "core.record_profiles")
         print(f"\nprofiles: {profiles} people stitched from {records} CRM records")
-        latest = "SELECT max(snapshot_ts) FROM audiences.memberships"
-        for audience, size in warehouse.run(conn, "SELECT audience, count(*) FROM audiences.memberships "
-                                                  f"WHERE snapshot_ts = ({latest}) GROUP BY audience ORDER BY audience"):
+        sizes = ("SELECT audience, count(*) FROM audiences.memberships WHERE snapshot_ts = "
+                 "(SELECT max(snapshot_ts) FROM audiences.memberships) GROUP BY audience ORDER BY audience")
+        for audience, size in warehouse.run(conn, sizes):
             print(f"audience {audience}: {size} members")
         for destination, requests, records_ in warehouse.run(
                 conn, "SELECT destination, count(*), sum(record_count) FROM activation.egress_requests "
