@@ -89,19 +89,25 @@ def _prepare_day(
             "events_prepared": len(events), "dead_letters": len(dead), "requests_prepared": len(requests)}
 
 
+def _egress_asset_args(destination: Destination, *upstream: str) -> dict:
+    """What every egress asset declares: its key, group, owners, icons, lineage and the destination's pool."""
+    return {
+        "key": ["activation", destination.name],
+        "group_name": "activation",
+        "kinds": {"python", "meta"},
+        "owners": ["team:data-eng"],
+        "deps": [dg.AssetKey(key.split("/")) for key in upstream],
+        "pool": destination.name,
+    }
+
+
 def meta_capi_asset(
     destination: Destination, partitions_def: dg.PartitionsDefinition, gates: list[dg.AssetCheckKey]
 ) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["activation", destination.name],
-        group_name="activation",
-        kinds={"python", "meta"},
-        owners=["team:data-eng"],
-        deps=[dg.AssetKey(["core", "conversions"]), dg.AssetKey(["core", "unified_profiles"]),
-              dg.AssetKey(["core", "consent"])],
+        **_egress_asset_args(destination, "core/conversions", "core/unified_profiles", "core/consent"),
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=destination.name,
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Purchase events for Meta's Conversions API, one per consented conversion of the day.
@@ -132,15 +138,7 @@ def meta_capi_asset(
 def meta_audience_asset(
     destination: Destination, syncs: list[AudienceSync], gates: list[dg.AssetCheckKey]
 ) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=["activation", destination.name],
-        group_name="activation",
-        kinds={"python", "meta"},
-        owners=["team:data-eng"],
-        deps=[dg.AssetKey(["audiences", "memberships"]), dg.AssetKey(["core", "unified_profiles"]),
-              dg.AssetKey(["core", "consent"])],
-        pool=destination.name,
-    )
+    @dg.asset(**_egress_asset_args(destination, "audiences/memberships", "core/unified_profiles", "core/consent"))
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Audience members added to Meta Custom Audiences (multi-key schema, hashed), consented members only.
 
