@@ -155,10 +155,6 @@ def column_lineage(model: SqlModel) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(deps_by_column=deps_by_column)
 
 
-def _column_schema(warehouse: WarehouseResource, conn, table: str) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, kind.lower()) for name, kind in warehouse.columns(conn, table)])
-
-
 def _code_reference(path: Path) -> dg.CodeReferencesMetadataValue:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
@@ -197,7 +193,7 @@ def sql_asset(model: SqlModel, dialect: str, partitions_def: dg.PartitionsDefini
             else:
                 warehouse.replace_table(conn, model.table, model.sql)
             rows = warehouse.row_count(conn, model.table)
-            schema = _column_schema(warehouse, conn, model.table)
+            schema = warehouse.column_schema(conn, model.table)
         return dg.MaterializeResult(metadata={
             "dagster/row_count": rows,
             "dagster/table_name": model.table,

@@ -115,7 +115,7 @@ def meta_capi_asset(
         Identifiers are hashed per Meta's rules; events Meta would reject (too old, missing required
         website fields, nothing to match on) are dead-lettered with the reason instead of sent.
         """
-        egress_preamble(context, settings.egress_mode(), gates)
+        egress_preamble(context, settings.egress_mode(), gates, destination.consent_purpose)
         meta = MetaSettings.from_env()
         now = datetime.now(UTC)
         totals = {"conversions": 0, "filtered_by_consent": 0, "events_prepared": 0, "dead_letters": 0,
@@ -144,7 +144,7 @@ def meta_audience_asset(
 
         One upload session per audience and snapshot day, in batches of at most 10,000 rows.
         """
-        egress_preamble(context, settings.egress_mode(), gates)
+        egress_preamble(context, settings.egress_mode(), gates, destination.consent_purpose)
         meta = MetaSettings.from_env()
         today = datetime.now(settings.timezone()).date().isoformat()
         requests, dead, metadata = [], [], {}

@@ -97,13 +97,18 @@ def closed_gates(instance: dg.DagsterInstance, checks: list[dg.AssetCheckKey]) -
     return closed
 
 
-def egress_preamble(context: dg.AssetExecutionContext, mode: str, gates: list[dg.AssetCheckKey]) -> None:
+def egress_preamble(
+    context: dg.AssetExecutionContext, mode: str, gates: list[dg.AssetCheckKey], purpose: str | None
+) -> None:
     """Refuse to prepare or send anything while a gate is closed or in a mode this build cannot honour."""
     if mode != "dry_run":
         raise dg.Failure(
             f"CDP_EGRESS_MODE={mode}: this release prepares dry-run plans only and sends nothing; "
             "set CDP_EGRESS_MODE=dry_run (the default)")
     closed = closed_gates(context.instance, gates)
+    if not closed and purpose is None:
+        context.log.warning("this destination maps to no consent purpose in destinations.yaml, so nobody "
+                            "consented to it and nothing is prepared (fail closed)")
     if closed:
         raise dg.Failure("egress refused: upstream quality gates are not passing: " + "; ".join(closed),
                          metadata={"closed_gates": dg.MetadataValue.json(closed)})

@@ -208,7 +208,10 @@ def crm_file_asset(entity: CrmEntity, dialect: str) -> dg.AssetsDefinition:
                 conn, "SELECT file_sha256 FROM raw.crm_file_ledger WHERE entity = :e", {"e": entity.name})}
         totals = {"read": 0, "loaded": 0, "quarantined": 0}
         skipped, unreadable = [], []
-        for path in landing.crm_files(entity.name):
+        files = landing.crm_files(entity.name)
+        if not files:
+            context.log.warning(f"no {entity.name}*{'|'.join(SUFFIXES)} files in {Path(landing.path) / 'crm'}")
+        for path in files:
             sha = file_sha256(path)
             if sha in done:
                 skipped.append(path.name)
@@ -225,10 +228,12 @@ def crm_file_asset(entity: CrmEntity, dialect: str) -> dg.AssetsDefinition:
                 totals[k] += counts[k]
         with warehouse.begin() as conn:
             rows = warehouse.row_count(conn, entity.raw_table.name)
+            schema = warehouse.column_schema(conn, entity.raw_table.name)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
                 "dagster/table_name": entity.raw_table.name,
+                "dagster/column_schema": schema,
                 "rows_read": totals["read"],
                 "rows_loaded": totals["loaded"],
                 "rows_quarantined": totals["quarantined"],

@@ -126,6 +126,10 @@ class WarehouseResource(dg.ConfigurableResource):
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
+    def column_schema(self, conn: Connection, table: str) -> dg.TableSchema:
+        """The table's columns as Dagster `dagster/column_schema` metadata."""
+        return dg.TableSchema(columns=[dg.TableColumn(name, kind.lower()) for name, kind in self.columns(conn, table)])
+
     def row_count(self, conn: Connection, table: str) -> int:
         return int(self.scalar(conn, f"SELECT count(*) FROM {table}"))
 

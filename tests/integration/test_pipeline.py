@@ -127,3 +127,21 @@ def test_an_egress_only_run_refuses_while_a_gate_is_failing(warehouse, sample_la
     failure = egress_only.get_step_failure_events()[0].step_failure_data.error.message
     assert "egress refused: upstream quality gates are not passing" in failure
     assert "raw/crm_contacts:crm_contacts_rows_are_complete (failed in run" in failure
+
+
+def test_a_destination_without_a_consent_purpose_prepares_nothing(warehouse, sample_landing, run_day_key, instance):
+    from cdp_assets.activation.assets import meta_capi_asset
+    from cdp_assets.activation.config import Destination
+    from cdp_assets.checks.gates import GATES
+    from cdp_assets.partitions import daily_partitions
+
+    assert run_day(build_definitions(warehouse, str(sample_landing)), run_day_key, instance, "WARNING").ok
+    unmapped = Destination("meta_capi", "meta_capi", enabled=True, consent_purpose=None, max_event_age_days=7)
+    asset = meta_capi_asset(unmapped, daily_partitions(), [g.check_key for g in GATES])
+
+    result = dg.materialize([asset], partition_key=run_day_key.isoformat(), instance=instance,
+                            resources={"warehouse": warehouse})
+
+    metadata = result.asset_materializations_for_node("activation__meta_capi")[0].metadata
+    assert (metadata["conversions"].value, metadata["filtered_by_consent"].value,
+            metadata["events_prepared"].value, metadata["requests_prepared"].value) == (6, 6, 0, 0)
