@@ -1,10 +1,13 @@
 """CRM extracts (CSV, JSONL, Parquet) as DuckDB sources of text columns.
 
 Everything is read as text so that validation, not the reader's type guessing, decides what a value
-means, and so the original value can be kept verbatim when a row is quarantined. DuckDB's CSV reader
-sniffs the delimiter and quoting, copes with a byte-order mark and quoted newlines, and keeps file order.
+means, and so the original value can be kept verbatim when a row is quarantined. A CSV's layout is taken
+from its header line (the delimiter among `, ; TAB |` that it uses most, RFC 4180 quoting), not guessed
+from its rows: a ragged row then fails the file with its line number instead of fooling a sniffer into
+reading the file another way. DuckDB reads in parallel, keeps file order and copes with quoted newlines.
 """
 
+import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 SUFFIXES = (".csv", ".jsonl", ".parquet")
+DELIMITERS = (",", ";", "\t", "|")
 
 
 class FileFormatError(ValueError):
@@ -34,19 +38,39 @@ def file_sha256(path: Path) -> str:
 
 
 def scrub_error(path: Path, error: Exception) -> FileFormatError:
-    """DuckDB's reader error without the "Original Line" it quotes: that line is personal data."""
+    """DuckDB's reader error without the "Original Line" it quotes (that line is personal data) and
+    without its advice on reader settings, which is not for our users."""
     message = str(getattr(error, "orig", None) or error)
     kept = []
     for line in message.splitlines():
-        if not line.strip():
+        if not line.strip() or line.startswith("Possible"):
             break
         if not line.startswith("Original Line"):
             kept.append(line.strip())
     return FileFormatError(f"{path.name}: {' '.join(kept) or 'not a readable file'}")
 
 
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+def _literal(text: object) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _varchar_columns(names: list[str]) -> str:
+    return "{" + ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in names) + "}"
+
+
+def _csv_source(path: Path) -> tuple[str, list[str]]:
+    with path.open("rb") as handle:
+        first = handle.readline()
+    try:
+        header_line = first.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise FileFormatError(f"{path.name}: header is not UTF-8 text (byte {error.start}); "
+                              "re-export the file as UTF-8") from None
+    delimiter = max(DELIMITERS, key=header_line.count)
+    names = next(csv.reader([header_line], delimiter=delimiter))
+    sql = (f"read_csv({_literal(path)}, auto_detect = false, header = true, delim = {_literal(delimiter)}, "
+           f"quote = '\"', escape = '\"', columns = {_varchar_columns(names)})")
+    return sql, names
 
 
 def _names(conn: duckdb.DuckDBPyConnection, source: str) -> list[str]:
@@ -64,13 +88,13 @@ def open_source(
         raise FileFormatError(f"{path.name}: the file is empty; expected a header row")
     try:
         if suffix == ".csv":
-            sql, first_line = f"read_csv({_literal(path)}, header = true, all_varchar = true)", 2
-            names = _names(conn, sql)
+            (sql, names), first_line = _csv_source(path), 2
         elif suffix == ".jsonl":
             # Keys first, then every key read as text, so no value is reformatted by type detection.
             names = _names(conn, f"read_json({_literal(path)}, format = 'newline_delimited')")
-            columns = ", ".join(f"'{n}': 'VARCHAR'" for n in names)
-            sql, first_line = f"read_json({_literal(path)}, format = 'newline_delimited', columns = {{{columns}}})", 1
+            sql = (f"read_json({_literal(path)}, format = 'newline_delimited', "
+                   f"columns = {_varchar_columns(names)})")
+            first_line = 1
         else:
             sql, first_line = f"read_parquet({_literal(path)})", 1
             names = _names(conn, sql)

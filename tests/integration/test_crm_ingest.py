@@ -115,3 +115,35 @@ def test_a_file_that_is_not_utf8_is_refused_without_quoting_its_content(warehous
         "contacts.csv: Invalid Input Error: CSV Error on Line: 2 Invalid unicode (byte sequence mismatch) "
         "detected. This file is not utf-8 encoded."]
     assert rows(warehouse, "SELECT count(*) FROM raw.crm_contacts") == [(0,)]
+
+
+def test_a_row_with_too_few_fields_fails_its_file_with_the_line(warehouse, tmp_path):
+    path = tmp_path / "crm" / "contacts.csv"
+    path.parent.mkdir()
+    path.write_text(",".join(CONTACT_COLUMNS) + "\nC1,a@b.com,,,,,,,,,yes,2026-11-01,\nC2,x@y.com\n")
+
+    result = load(warehouse, tmp_path)
+
+    [check] = result.get_asset_check_evaluations()
+    assert check.metadata["unreadable_files"].value == [
+        "contacts.csv: Invalid Input Error: CSV Error on Line: 3 Expected Number of Columns: 13 Found: 2"]
+    assert rows(warehouse, "SELECT count(*) FROM raw.crm_contacts") == [(0,)]
+
+
+def test_a_semicolon_delimited_export_loads(warehouse, tmp_path):
+    path = tmp_path / "crm" / "contacts.csv"
+    path.parent.mkdir()
+    path.write_text(";".join(CONTACT_COLUMNS) + "\nC1;a@b.com;;;;;;;;;yes;2026-11-01;\n")
+
+    load(warehouse, tmp_path)
+
+    assert rows(warehouse, "SELECT contact_id, email FROM raw.crm_contacts") == [("C1", "a@b.com")]
+
+
+def test_a_jsonl_key_with_a_quote_is_read_safely(warehouse, tmp_path):
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "crm" / "contacts.jsonl").write_text(json.dumps({**GOOD, "owner's note": "vip"}) + "\n")
+
+    load(warehouse, tmp_path)
+
+    assert rows(warehouse, "SELECT contact_id FROM raw.crm_contacts") == [("C1",)]
