@@ -19,6 +19,7 @@ import pycountry
 US_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
 EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 DECIMAL_PATTERN = r"[0-9]+(\.[0-9]+)?"
+MAX_INTEGER_DIGITS = 16  # staging stores values as DECIMAL(18, 2)
 MAX_CLOCK_SKEW = timedelta(days=1)
 ISO_4217 = frozenset(currency.alpha_3 for currency in pycountry.currencies)
 
@@ -77,6 +78,8 @@ def order_rules(now: datetime) -> list[Rule]:
         _email("email"),
         *_timestamp_rules("order_ts", "_order_ts", now),
         Rule("value is negative", negative),
+        Rule("value is too large",
+             f"regexp_full_match(trim(value), '-?[0-9]{{{MAX_INTEGER_DIGITS + 1},}}(\\.[0-9]+)?')"),
         Rule("value is not a number",
              f"NOT coalesce(regexp_full_match(trim(value), '{DECIMAL_PATTERN}'), FALSE) "
              f"AND NOT coalesce({negative}, FALSE)"),

@@ -79,3 +79,9 @@ def test_rejected_rows_keep_their_values_as_landed():
     checked = check(CONTACTS, [contact(email="  Bad@ ")])
 
     assert checked.column("email").to_pylist() == ["  Bad@ "]
+
+
+def test_a_value_too_large_for_the_warehouse_is_rejected():
+    rows = [order(value="12345678901234567.00"), order(value="1234567890123456.99")]
+
+    assert check(ORDERS, rows).column("reason").to_pylist() == ["value is too large", None]
