@@ -1,13 +1,14 @@
 -- One row per person: the golden record and computed traits of everything identity stitched together.
 -- Each contact field comes from the most recently updated contact that has it (orders fill in email and
--- phone for guests); order traits count conversions only (completed, paid, fulfilled).
+-- phone for guests); ties go to the lowest record key, so every run and warehouse picks the same value.
+-- Order traits count conversions only (completed, paid, fulfilled).
 WITH observations AS (
-    SELECT r.profile_id, 1 AS source_rank, c.updated_at AS observed_at, c.email, c.phone_e164, c.first_name,
+    SELECT r.profile_id, r.record_key, 1 AS source_rank, c.updated_at AS observed_at, c.email, c.phone_e164, c.first_name,
            c.last_name, c.city, c.state, c.postal_code, c.country
     FROM core.record_profiles AS r
     JOIN staging.stg_crm_contacts AS c ON r.record_key = 'contact:' || c.contact_id
     UNION ALL
-    SELECT r.profile_id, 2 AS source_rank, o.order_ts AS observed_at, o.email, o.phone_e164, NULL, NULL, NULL,
+    SELECT r.profile_id, r.record_key, 2 AS source_rank, o.order_ts AS observed_at, o.email, o.phone_e164, NULL, NULL, NULL,
            NULL, NULL, NULL
     FROM core.record_profiles AS r
     JOIN staging.stg_crm_orders AS o ON r.record_key = 'order:' || o.order_id
@@ -15,14 +16,14 @@ WITH observations AS (
 golden AS (
     SELECT
         profile_id,
-        first_value(email) OVER (PARTITION BY profile_id ORDER BY email IS NULL, source_rank, observed_at DESC) AS email,
-        first_value(phone_e164) OVER (PARTITION BY profile_id ORDER BY phone_e164 IS NULL, source_rank, observed_at DESC) AS phone_e164,
-        first_value(first_name) OVER (PARTITION BY profile_id ORDER BY first_name IS NULL, observed_at DESC) AS first_name,
-        first_value(last_name) OVER (PARTITION BY profile_id ORDER BY last_name IS NULL, observed_at DESC) AS last_name,
-        first_value(city) OVER (PARTITION BY profile_id ORDER BY city IS NULL, observed_at DESC) AS city,
-        first_value(state) OVER (PARTITION BY profile_id ORDER BY state IS NULL, observed_at DESC) AS state,
-        first_value(postal_code) OVER (PARTITION BY profile_id ORDER BY postal_code IS NULL, observed_at DESC) AS postal_code,
-        first_value(country) OVER (PARTITION BY profile_id ORDER BY country IS NULL, observed_at DESC) AS country,
+        first_value(email) OVER (PARTITION BY profile_id ORDER BY email IS NULL, source_rank, observed_at DESC, record_key) AS email,
+        first_value(phone_e164) OVER (PARTITION BY profile_id ORDER BY phone_e164 IS NULL, source_rank, observed_at DESC, record_key) AS phone_e164,
+        first_value(first_name) OVER (PARTITION BY profile_id ORDER BY first_name IS NULL, observed_at DESC, record_key) AS first_name,
+        first_value(last_name) OVER (PARTITION BY profile_id ORDER BY last_name IS NULL, observed_at DESC, record_key) AS last_name,
+        first_value(city) OVER (PARTITION BY profile_id ORDER BY city IS NULL, observed_at DESC, record_key) AS city,
+        first_value(state) OVER (PARTITION BY profile_id ORDER BY state IS NULL, observed_at DESC, record_key) AS state,
+        first_value(postal_code) OVER (PARTITION BY profile_id ORDER BY postal_code IS NULL, observed_at DESC, record_key) AS postal_code,
+        first_value(country) OVER (PARTITION BY profile_id ORDER BY country IS NULL, observed_at DESC, record_key) AS country,
         observed_at
     FROM observations
 ),
