@@ -19,6 +19,7 @@ class RunOutcome:
     failed_steps: list[str] = field(default_factory=list)
     skipped_steps: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    warned_checks: list[str] = field(default_factory=list)
     passed_checks: list[str] = field(default_factory=list)
 
     @property
@@ -56,16 +57,23 @@ def run_day(defs: dg.Definitions, day: date, instance: dg.DagsterInstance, log_l
     outcome.skipped_steps = [s for s in result.dagster_run.step_keys_to_execute or [] if s not in finished]
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-        failed = not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-        (outcome.failed_checks if failed else outcome.passed_checks).append(name)
+        if evaluation.passed:
+            outcome.passed_checks.append(name)
+        elif evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            outcome.failed_checks.append(name)
+        else:
+            outcome.warned_checks.append(name)
     return outcome
 
 
 def report(outcome: RunOutcome, day: date) -> None:
     print(f"run {outcome.run_id} for {day}: {'succeeded' if outcome.ok else 'FAILED'}")
-    print(f"  checks: {len(outcome.passed_checks)} passed, {len(outcome.failed_checks)} failed")
+    print(f"  checks: {len(outcome.passed_checks)} passed, {len(outcome.failed_checks)} failed, "
+          f"{len(outcome.warned_checks)} warnings")
     for name in outcome.failed_checks:
         print(f"  failed check: {name}")
+    for name in outcome.warned_checks:
+        print(f"  warning: {name} (see the check's metadata in the UI)")
     for step in outcome.failed_steps:
         print(f"  failed step: {step}")
     if outcome.skipped_steps:

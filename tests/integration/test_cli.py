@@ -69,3 +69,14 @@ def test_generate_writes_the_same_files_for_the_same_seed(tmp_path):
 
     for relative in ("crm/contacts.csv", "crm/orders.csv", "ga4/daily_traffic.jsonl"):
         assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes()
+
+
+def test_an_unreadable_file_is_reported_as_a_warning_not_a_pass(project, run_day_key, capsys):
+    (project / "landing" / "crm" / "contacts_broken.csv").write_text("contact_id,email\nC1,a@b.com\n")
+
+    code = main(["run", "--date", run_day_key.isoformat()])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "checks: 9 passed, 0 failed, 1 warnings" in out
+    assert "warning: raw/crm_contacts:crm_contacts_files_are_readable" in out
