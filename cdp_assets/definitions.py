@@ -12,9 +12,14 @@ from cdp_assets.activation.config import load_audience_syncs, load_destinations
 from cdp_assets.audiences.memberships import memberships_asset
 from cdp_assets.checks.gates import GATES, gate_check
 from cdp_assets.identity.graph import identity_graph
-from cdp_assets.ingest.crm_files import CONTACTS, ORDERS, LandingZone, crm_file_asset
-from cdp_assets.ingest.phones import phone_numbers
+from cdp_assets.ingest.crm_entities import CONTACTS, ORDERS
+from cdp_assets.ingest.crm_files import crm_file_asset
+from cdp_assets.ingest.crm_sensor import CRM_INGEST_JOB, crm_files_sensor
+from cdp_assets.ingest.landing import LandingZone
+from cdp_assets.ingest.mappings import load_mappings
 from cdp_assets.partitions import daily_partitions
+from cdp_assets.privacy.deletions import deletion_status_asset
+from cdp_assets.privacy.requests import DELETIONS, SUPPRESSIONS, privacy_list_asset
 from cdp_assets.resources.warehouse import WarehouseResource, dialect_of
 from cdp_assets.sql_models import SQL_ROOT, load_models, sql_asset
 
@@ -35,8 +40,12 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
         dialect = warehouse.dialect
     partitions = daily_partitions()
 
-    python_assets = [crm_file_asset(CONTACTS, dialect), crm_file_asset(ORDERS, dialect), phone_numbers,
-                     identity_graph]
+    mappings = load_mappings()
+    deletions = privacy_list_asset(DELETIONS, dialect)
+    # Loads wait for deletion requests, so a requested person is purged before staging ever sees them.
+    crm_assets = [crm_file_asset(entity, dialect, mappings, deps=(deletions.key,)) for entity in (CONTACTS, ORDERS)]
+    python_assets = [deletions, privacy_list_asset(SUPPRESSIONS, dialect), *crm_assets, identity_graph,
+                     deletion_status_asset(dialect)]
     python_keys = {key for a in python_assets for key in a.keys}
     models = load_models(SQL_ROOT, external=python_keys)
     audience_keys = [m.key for m in models if m.key.path[0] == "audiences"]
@@ -58,11 +67,15 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all(),
                                     description="The whole graph for one day: that day's partitions and "
                                                 "every unpartitioned asset.")
+    crm_ingest_job = dg.define_asset_job(
+        CRM_INGEST_JOB, selection=dg.AssetSelection.assets(*[a.key for a in crm_assets], *python_assets[:2]),
+        description="Load new CRM files, deletion requests and suppression lists from CDP_LANDING_DIR/crm/.")
     return dg.Definitions(
         assets=[*python_assets, *[sql_asset(m, dialect, partitions) for m in models], memberships, *egress],
         asset_checks=[gate_check(g) for g in GATES],
-        jobs=[daily_job],
+        jobs=[daily_job, crm_ingest_job],
         schedules=[dg.build_schedule_from_partitioned_job(daily_job, hour_of_day=6, name=f"{DAILY_JOB}_schedule")],
+        sensors=[crm_files_sensor],
         resources={"warehouse": warehouse,
                    "landing": LandingZone(path=landing_dir or str(settings.landing_dir()))},
         # DuckDB allows one writing process, so runs execute in-process there (ARCHITECTURE principle 10).

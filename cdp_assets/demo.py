@@ -12,7 +12,7 @@ from cdp_assets.sample_data import write_crm_extracts, write_ga4_sample
 STAGE_TABLES = [
     ("raw", ["raw.crm_contacts", "raw.crm_orders"]),
     ("quarantine", ["quarantine.crm_contacts", "quarantine.crm_orders"]),
-    ("staging", ["staging.stg_crm_contacts", "staging.stg_crm_orders", "staging.phone_numbers"]),
+    ("staging", ["staging.stg_crm_contacts", "staging.stg_crm_orders"]),
     ("core", ["core.record_profiles", "core.unified_profiles", "core.profile_identifiers", "core.consent",
               "core.conversions"]),
     ("audiences", ["audiences.memberships"]),

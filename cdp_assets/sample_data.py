@@ -25,6 +25,7 @@ ORDER_COLUMNS = [
     "order_id", "contact_id", "email", "phone", "order_ts", "value", "currency", "status", "action_source",
     "client_ip", "user_agent", "fbc", "fbp", "gclid", "ttclid", "event_source_url", "product_ids",
 ]
+PRIVACY_SAMPLE = (3, 5, 7, 11)  # people named in the sample's suppression list and deletion requests
 GA4_TRAFFIC_DIMENSIONS = [
     "date", "sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup",
     "deviceCategory", "country",
@@ -228,7 +229,8 @@ def _corrupt_order(rnd: random.Random, row: list[str]) -> list[str]:
 def write_crm_extracts(
     landing_dir: Path, people: int, end_date: date, days: int = 30, seed: int = 42
 ) -> dict[str, int]:
-    """Write `crm/contacts.csv` and `crm/orders.csv` for `people` people, orders over `days` days to end_date."""
+    """Write `crm/contacts.csv` and `crm/orders.csv` for `people` people, orders over `days` days to end_date,
+    plus `crm/deletions.csv` and `crm/suppressions.csv` naming a few of them."""
     if not 1 <= people <= 10_000_000:
         raise ValueError(f"people must be between 1 and 10,000,000, not {people}")
     rnd = random.Random(seed)
@@ -237,6 +239,7 @@ def write_crm_extracts(
     start = datetime.combine(end_date - timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
     span = days * 86_400
     counts = {"people": people, "contacts": 0, "orders": 0}
+    kept: dict[int, _Person] = {}
     with (crm / "contacts.csv").open("w", newline="", encoding="utf-8") as cf, \
             (crm / "orders.csv").open("w", newline="", encoding="utf-8") as of:
         contacts, orders = csv.writer(cf), csv.writer(of)
@@ -244,6 +247,8 @@ def write_crm_extracts(
         orders.writerow(ORDER_COLUMNS)
         for index in range(people):
             person = _Person(rnd, index)
+            if index in PRIVACY_SAMPLE:
+                kept[index] = person
             contact_id = f"C{index:08d}"
             updated = start - timedelta(seconds=rnd.randint(0, 365 * 86_400))
             rows = [_contact_row(rnd, person, contact_id, updated)]
@@ -265,7 +270,28 @@ def write_crm_extracts(
                 if rnd.random() < 0.005:
                     orders.writerow(row)
                     counts["orders"] += 1
+    _write_privacy_lists(crm, kept)
     return counts
+
+
+def _write_privacy_lists(crm: Path, people: dict[int, _Person]) -> None:
+    """A deletion request and a suppression list naming a few of the sample's people, as users drop them."""
+    with (crm / "deletions.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "phone", "contact_id", "requested_at"])
+        if 7 in people:
+            writer.writerow([people[7].email.upper(), "", "", "2026-01-05"])
+        if 11 in people:
+            writer.writerow(["", "", "C00000011", "2026-01-06"])
+        writer.writerow(["not-an-email", "", "", "2026-01-07"])
+    with (crm / "suppressions.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "phone"])
+        for index in (3, 5):
+            if index in people:
+                person = people[index]
+                writer.writerow([person.email, _international_phone(person.phone_digits,
+                                                                     person.place.country_forms[0])])
 
 
 def ga4_traffic_rows(start: date, end: date, seed: int = 42) -> Iterator[dict[str, str]]:

@@ -34,7 +34,8 @@ SELECT c.order_id, c.contact_id, c.order_ts, c.value, c.currency, c.action_sourc
        c.fbc, c.fbp, c.event_source_url, c.product_ids,
        coalesce(c.email, p.email) AS email, coalesce(c.phone_e164, p.phone_e164) AS phone_e164,
        p.first_name, p.last_name, p.city, p.state, p.postal_code, p.country,
-       coalesce(k.granted, FALSE) AS consented
+       coalesce(k.granted, FALSE) AS consented,
+       c.profile_id IN (SELECT profile_id FROM core.suppressed_profiles) AS suppressed
 FROM core.conversions AS c
 JOIN core.unified_profiles AS p ON p.profile_id = c.profile_id
 LEFT JOIN consent AS k ON k.profile_id = c.profile_id AND k.recency = 1
@@ -45,7 +46,8 @@ MEMBERS_SQL = f"""
 WITH {LATEST_CONSENT},
 latest AS (SELECT max(snapshot_ts) AS snapshot_ts FROM audiences.memberships WHERE audience = :audience)
 SELECT m.profile_id, p.email, p.phone_e164, p.first_name, p.last_name, p.city, p.state, p.postal_code, p.country,
-       coalesce(k.granted, FALSE) AS consented, CAST(m.snapshot_ts AS DATE) AS snapshot_date
+       coalesce(k.granted, FALSE) AS consented, CAST(m.snapshot_ts AS DATE) AS snapshot_date,
+       m.profile_id IN (SELECT profile_id FROM core.suppressed_profiles) AS suppressed
 FROM audiences.memberships AS m
 JOIN latest AS l ON l.snapshot_ts = m.snapshot_ts
 JOIN core.unified_profiles AS p ON p.profile_id = m.profile_id
@@ -69,7 +71,8 @@ def _prepare_day(
               "end": window.end.astimezone(UTC).replace(tzinfo=None),
               "purpose": destination.consent_purpose or ""}
     rows = [r._asdict() for r in warehouse.run(conn, CONVERSIONS_SQL, bounds)]
-    consented = [r for r in rows if r["consented"] and destination.consent_purpose]
+    sendable = [r for r in rows if not r["suppressed"]]
+    consented = [r for r in sendable if r["consented"] and destination.consent_purpose]
     events, dead = [], []
     for row in consented:
         event = purchase_event(row)
@@ -85,7 +88,8 @@ def _prepare_day(
         for i in range(0, len(events), CAPI_BATCH_LIMIT)
     ]
     record_dry_run(warehouse, conn, destination.name, partition_key, run_id, requests, dead)
-    return {"conversions": len(rows), "filtered_by_consent": len(rows) - len(consented),
+    return {"conversions": len(rows), "filtered_by_suppression": len(rows) - len(sendable),
+            "filtered_by_consent": len(sendable) - len(consented),
             "events_prepared": len(events), "dead_letters": len(dead), "requests_prepared": len(requests)}
 
 
@@ -105,7 +109,8 @@ def meta_capi_asset(
     destination: Destination, partitions_def: dg.PartitionsDefinition, gates: list[dg.AssetCheckKey]
 ) -> dg.AssetsDefinition:
     @dg.asset(
-        **_egress_asset_args(destination, "core/conversions", "core/unified_profiles", "core/consent"),
+        **_egress_asset_args(destination, "core/conversions", "core/unified_profiles", "core/consent",
+                                "core/suppressed_profiles"),
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
@@ -118,8 +123,8 @@ def meta_capi_asset(
         egress_preamble(context, settings.egress_mode(), gates, destination.consent_purpose)
         meta = MetaSettings.from_env()
         now = datetime.now(UTC)
-        totals = {"conversions": 0, "filtered_by_consent": 0, "events_prepared": 0, "dead_letters": 0,
-                  "requests_prepared": 0}
+        totals = {"conversions": 0, "filtered_by_suppression": 0, "filtered_by_consent": 0, "events_prepared": 0,
+                  "dead_letters": 0, "requests_prepared": 0}
         # A backfill of many days runs as one step; each day keeps its own plan, replaced on re-run.
         with warehouse.begin() as conn:
             for partition_key in context.partition_keys:
@@ -138,7 +143,8 @@ def meta_capi_asset(
 def meta_audience_asset(
     destination: Destination, syncs: list[AudienceSync], gates: list[dg.AssetCheckKey]
 ) -> dg.AssetsDefinition:
-    @dg.asset(**_egress_asset_args(destination, "audiences/memberships", "core/unified_profiles", "core/consent"))
+    @dg.asset(**_egress_asset_args(destination, "audiences/memberships", "core/unified_profiles", "core/consent",
+                                     "core/suppressed_profiles"))
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Audience members added to Meta Custom Audiences (multi-key schema, hashed), consented members only.
 
@@ -152,7 +158,8 @@ def meta_audience_asset(
             for sync in syncs:
                 members = [m._asdict() for m in warehouse.run(
                     conn, MEMBERS_SQL, {"audience": sync.audience, "purpose": destination.consent_purpose or ""})]
-                consented = [m for m in members if m["consented"] and destination.consent_purpose]
+                sendable = [m for m in members if not m["suppressed"]]
+                consented = [m for m in sendable if m["consented"] and destination.consent_purpose]
                 rows = []
                 for member in consented:
                     row = audience_row(member)
@@ -165,7 +172,8 @@ def meta_audience_asset(
                 requests += [PreparedRequest("add_users", "POST", url, body, len(body["payload"]["data"]))
                              for body in audience_bodies(rows, session)]
                 metadata[f"{sync.audience}: members"] = len(members)
-                metadata[f"{sync.audience}: filtered_by_consent"] = len(members) - len(consented)
+                metadata[f"{sync.audience}: filtered_by_suppression"] = len(members) - len(sendable)
+                metadata[f"{sync.audience}: filtered_by_consent"] = len(sendable) - len(consented)
                 metadata[f"{sync.audience}: rows_prepared"] = len(rows)
             record_dry_run(warehouse, conn, destination.name, today, context.run.run_id, requests, dead)
         missing = [f"audience_id for {s.audience}" for s in syncs if not s.audience_id]

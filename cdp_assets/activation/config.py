@@ -13,7 +13,7 @@ from cdp_assets.sql_models import SQL_ROOT
 DESTINATIONS_YAML = Path(__file__).resolve().parent.parent / "config" / "destinations.yaml"
 AUDIENCES_YAML = SQL_ROOT / "audiences" / "audiences.yaml"
 PLATFORMS = ("meta_capi", "meta_custom_audiences")
-PURPOSES = ("marketing",)
+PURPOSES = ("marketing", "ads_personalization")
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,17 @@ reading the file another way. DuckDB reads in parallel, keeps file order and cop
 """
 
 import csv
+import gzip
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-SUFFIXES = (".csv", ".jsonl", ".parquet")
+from cdp_assets.ingest.mappings import CANONICAL, CONSENT_COLUMNS, DATA_SUFFIXES, Mapping, SourceColumn, data_stem
+
 DELIMITERS = (",", ";", "\t", "|")
+ENCODING_ADVICE = "re-export it as UTF-8, or set `encoding:` on its mapping in crm_mappings.yaml"
 
 
 class FileFormatError(ValueError):
@@ -27,6 +30,7 @@ class FileSource:
     sql: str  # a FROM-clause item whose columns are the file's, all text
     columns: list[str]  # the canonical columns, as select expressions (NULL for absent optional ones)
     first_line: int  # the line number of the first data row
+    extras: list[str]  # the file's columns that no mapping uses, kept as JSON in `extra`
 
 
 def file_sha256(path: Path) -> str:
@@ -47,7 +51,10 @@ def scrub_error(path: Path, error: Exception) -> FileFormatError:
             break
         if not line.startswith("Original Line"):
             kept.append(line.strip())
-    return FileFormatError(f"{path.name}: {' '.join(kept) or 'not a readable file'}")
+    text = " ".join(kept) or "not a readable file"
+    if "unicode" in text.lower() or "encod" in text.lower():
+        text = f"{text} Nothing was loaded from it: {ENCODING_ADVICE}."
+    return FileFormatError(f"{path.name}: {text}")
 
 
 def _literal(text: object) -> str:
@@ -58,18 +65,28 @@ def _varchar_columns(names: list[str]) -> str:
     return "{" + ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in names) + "}"
 
 
-def _csv_source(path: Path) -> tuple[str, list[str]]:
-    with path.open("rb") as handle:
+def quote_name(name: str) -> str:
+    """A column name as a SQL identifier: export headers hold spaces, slashes and quotes."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _header_line(path: Path, encoding: str) -> str:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
         first = handle.readline()
     try:
-        header_line = first.decode("utf-8-sig")
+        return first.decode("utf-8-sig" if encoding == "utf-8" else encoding)
     except UnicodeDecodeError as error:
-        raise FileFormatError(f"{path.name}: header is not UTF-8 text (byte {error.start}); "
-                              "re-export the file as UTF-8") from None
+        raise FileFormatError(f"{path.name}: header is not {encoding} text (byte {error.start}); "
+                              f"{ENCODING_ADVICE}") from None
+
+
+def csv_source(path: Path, encoding: str) -> tuple[str, list[str]]:
+    header_line = _header_line(path, encoding)
     delimiter = max(DELIMITERS, key=header_line.count)
-    names = next(csv.reader([header_line], delimiter=delimiter))
+    names = next(csv.reader([header_line.rstrip("\r\n")], delimiter=delimiter))
     sql = (f"read_csv({_literal(path)}, auto_detect = false, header = true, delim = {_literal(delimiter)}, "
-           f"quote = '\"', escape = '\"', columns = {_varchar_columns(names)})")
+           f"quote = '\"', escape = '\"', encoding = {_literal(encoding)}, columns = {_varchar_columns(names)})")
     return sql, names
 
 
@@ -77,19 +94,58 @@ def _names(conn: duckdb.DuckDBPyConnection, source: str) -> list[str]:
     return [row[0] for row in conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
 
 
-def open_source(
-    conn: duckdb.DuckDBPyConnection, path: Path, required: list[str], optional: tuple[str, ...] = ()
-) -> FileSource:
+def _expression(spec: SourceColumn) -> str:
+    value = f"CAST({quote_name(spec.column)} AS VARCHAR)"
+    if spec.first_of:
+        value = f"nullif(trim(split_part({value}, {_literal(spec.first_of)}, 1)), '')"
+    if spec.values:
+        cases = " ".join(f"WHEN {_literal(k)} THEN {_literal(v)}" for k, v in spec.values.items())
+        value = f"CASE lower(trim({value})) {cases} ELSE {value} END"
+    return value
+
+
+def _select_list(path: Path, mapping: Mapping, names: list[str]) -> tuple[list[str], list[str]]:
+    """The canonical columns as select expressions, and the file's columns no mapping uses."""
+    missing = [(c, s.column) for c, s in mapping.columns.items()
+               if s.column not in names and c not in mapping.optional]
+    if missing:
+        labels = [c if c == s else f"{s} ({c})" for c, s in missing]
+        raise FileFormatError(f"{path.name}: missing required columns {', '.join(labels)}")
+    columns = []
+    for canonical in CANONICAL[mapping.entity]:
+        spec = mapping.columns.get(canonical)
+        if spec is not None and spec.column in names:
+            value = _expression(spec)
+            if canonical in CONSENT_COLUMNS:
+                value = f"coalesce({value}, '')"
+        elif canonical in mapping.constants:
+            value = _literal(mapping.constants[canonical])
+        else:
+            value = "CAST(NULL AS VARCHAR)"
+        columns.append(f"{value} AS {canonical}")
+    used = {s.column for s in mapping.columns.values()}
+    return columns, [n for n in names if n not in used]
+
+
+def _extra_sql(extras: list[str]) -> str:
+    if not extras:
+        return "CAST(NULL AS VARCHAR) AS extra"
+    pairs = ", ".join(f"{_literal(n)}, CAST({quote_name(n)} AS VARCHAR)" for n in extras)
+    return f"CAST(json_object({pairs}) AS VARCHAR) AS extra"
+
+
+def open_source(conn: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping) -> FileSource:
     """Describe a landed file as a source of the canonical columns, or raise FileFormatError naming it."""
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise FileFormatError(f"{path.name}: unsupported file type; use one of {', '.join(SUFFIXES)}")
+    stem = data_stem(path.name)
+    if stem is None:
+        raise FileFormatError(f"{path.name}: unsupported file type; use one of {', '.join(DATA_SUFFIXES)}")
     if path.stat().st_size == 0:
         raise FileFormatError(f"{path.name}: the file is empty; expected a header row")
+    kind = path.name[len(stem):].lower().removesuffix(".gz")
     try:
-        if suffix == ".csv":
-            (sql, names), first_line = _csv_source(path), 2
-        elif suffix == ".jsonl":
+        if kind == ".csv":
+            (sql, names), first_line = csv_source(path, mapping.encoding), 2
+        elif kind == ".jsonl":
             # Keys first, then every key read as text, so no value is reformatted by type detection.
             names = _names(conn, f"read_json({_literal(path)}, format = 'newline_delimited')")
             sql = (f"read_json({_literal(path)}, format = 'newline_delimited', "
@@ -100,10 +156,5 @@ def open_source(
             names = _names(conn, sql)
     except duckdb.Error as error:
         raise scrub_error(path, error) from None
-    missing = [name for name in required if name not in names]
-    if missing:
-        raise FileFormatError(f"{path.name}: missing required columns {', '.join(missing)}")
-    columns = [f"CAST({name} AS VARCHAR) AS {name}" for name in required]
-    columns += [f"CAST({name} AS VARCHAR) AS {name}" if name in names else f"CAST(NULL AS VARCHAR) AS {name}"
-                for name in optional]
-    return FileSource(sql, columns, first_line)
+    columns, extras = _select_list(path, mapping, names)
+    return FileSource(sql, [*columns, _extra_sql(extras)], first_line, extras)

@@ -1,35 +1,31 @@
-"""Phone numbers normalized to E.164 with phonenumbers, each distinct (value, country) parsed once ever."""
+"""Phone numbers read to E.164 with phonenumbers during validation, each distinct (value, country) once ever.
 
+Parsing is the one check SQL cannot do. A file's distinct (phone, country) pairs are looked up in
+`staging.phone_numbers`, a cache of every parse ever made; only pairs never seen are parsed, on every
+core, and added to it. Each row then gets its `_phone_e164`, or a quarantine reason when its phone
+cannot be read in its country.
+"""
 
-from datetime import UTC, datetime
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
-import dagster as dg
+import duckdb
 import pyarrow as pa
 
 from cdp_assets.privacy.geo import country_code
 from cdp_assets.privacy.pii import PhoneError, to_e164
 from cdp_assets.resources.state import StateTable
-from cdp_assets.resources.warehouse import WarehouseResource
 
 PHONE_NUMBERS = StateTable(
     "staging.phone_numbers",
     "CREATE TABLE staging.phone_numbers (phone_raw VARCHAR, country_raw VARCHAR, region VARCHAR, "
     "e164 VARCHAR, reason VARCHAR, parsed_at TIMESTAMP, PRIMARY KEY (phone_raw, country_raw))",
 )
-
-# Orders carry no country, so a guest's national-format phone has nothing to be read in: it is
-# recorded with that reason, and the order still links to its person by email.
-NEW_PHONES_SQL = """
-SELECT DISTINCT n.phone_raw, n.country_raw FROM (
-    SELECT trim(phone) AS phone_raw, coalesce(upper(trim(country)), '') AS country_raw
-    FROM raw.crm_contacts WHERE trim(phone) <> ''
-    UNION ALL
-    SELECT trim(phone) AS phone_raw, '' AS country_raw FROM raw.crm_orders WHERE trim(phone) <> ''
-) AS n
-WHERE NOT EXISTS (
-    SELECT 1 FROM staging.phone_numbers AS p WHERE p.phone_raw = n.phone_raw AND p.country_raw = n.country_raw
-)
-"""
+# Below this many new values, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 20_000
+PARSED_SCHEMA = pa.schema([("phone_raw", pa.string()), ("country_raw", pa.string()), ("region", pa.string()),
+                           ("e164", pa.string()), ("reason", pa.string())])
 
 
 def parse_phone(phone_raw: str, country_raw: str) -> tuple[str | None, str | None, str | None]:
@@ -38,47 +34,37 @@ def parse_phone(phone_raw: str, country_raw: str) -> tuple[str | None, str | Non
     try:
         return region, to_e164(phone_raw, region), None
     except PhoneError as error:
-        return region, None, str(error)
+        return region, None, f"phone is {error}" if str(error).startswith("not") else f"phone has {error}"
 
 
-@dg.asset(
-    key=["staging", "phone_numbers"],
-    group_name="staging",
-    kinds={"python"},
-    owners=["team:data-eng"],
-    deps=[dg.AssetKey(["raw", "crm_contacts"]), dg.AssetKey(["raw", "crm_orders"])],
-    pool="warehouse",
-)
-def phone_numbers(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Every phone number seen in CRM data, in E.164 form or with the reason it is unusable.
+def _parse_chunk(pairs: list[tuple[str, str]]) -> list[tuple[str | None, str | None, str | None]]:
+    return [parse_phone(phone, country) for phone, country in pairs]
 
-    Each distinct (phone as written, contact country) pair is parsed once with the phonenumbers
-    library and kept, so later loads only parse values never seen before.
-    """
-    with warehouse.begin() as conn:
-        PHONE_NUMBERS.ensure(warehouse, conn)
-        pending = warehouse.run(conn, NEW_PHONES_SQL).fetchall()
-    parsed = [parse_phone(phone, country) for phone, country in pending]
-    now = datetime.now(UTC).replace(tzinfo=None)
-    table = pa.table({
-        "phone_raw": [p for p, _ in pending],
-        "country_raw": [c for _, c in pending],
-        "region": [r for r, _, _ in parsed],
-        "e164": [e for _, e, _ in parsed],
-        "reason": [why for _, _, why in parsed],
-        "parsed_at": pa.array([now] * len(pending), pa.timestamp("s")),
-    })
-    with warehouse.begin() as conn:
-        if pending:
-            warehouse.append_arrow(conn, PHONE_NUMBERS.name, table)
-        total, invalid = warehouse.run(
-            conn, "SELECT count(*), count(*) FILTER (WHERE e164 IS NULL) FROM staging.phone_numbers").one()
-    newly_invalid = sum(1 for _, e, _ in parsed if e is None)
-    context.log.info(f"parsed {len(pending)} new phone values, {newly_invalid} unusable")
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": int(total),
-        "dagster/table_name": PHONE_NUMBERS.name,
-        "phones_parsed": len(pending),
-        "phones_unusable_new": newly_invalid,
-        "phones_unusable_total": int(invalid),
-    })
+
+def parse_phones(pairs: list[tuple[str, str]]) -> pa.Table:
+    """Parse (phone as written, country as written) pairs, on every core when there are many."""
+    workers = os.cpu_count() or 1
+    if len(pairs) < PARALLEL_THRESHOLD or workers == 1:
+        parsed = _parse_chunk(pairs)
+    else:
+        size = -(-len(pairs) // (workers * 4))
+        chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
+        # spawn, not fork: the parent holds DuckDB and Dagster threads that a fork would copy mid-flight.
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            parsed = [row for chunk in pool.map(_parse_chunk, chunks) for row in chunk]
+    return pa.table([[p for p, _ in pairs], [c for _, c in pairs], [r for r, _, _ in parsed],
+                     [e for _, e, _ in parsed], [why for _, _, why in parsed]], schema=PARSED_SCHEMA)
+
+
+def distinct_pairs_sql(table: str, has_country: bool) -> str:
+    """The distinct (phone, country) pairs of a checked file's rows, as the cache keys them."""
+    country = "coalesce(upper(trim(country)), '')" if has_country else "''"
+    return (f"SELECT DISTINCT trim(phone) AS phone_raw, {country} AS country_raw FROM {table} "
+            "WHERE trim(phone) <> ''")
+
+
+def new_pairs(engine: duckdb.DuckDBPyConnection, pairs_table: str, cached_table: str) -> list[tuple[str, str]]:
+    """Pairs of `pairs_table` that `cached_table` (the cache, or the part of it the file needs) lacks."""
+    return engine.execute(
+        f"SELECT phone_raw, country_raw FROM {pairs_table} AS n WHERE NOT EXISTS (SELECT 1 FROM {cached_table} "
+        "AS p WHERE p.phone_raw = n.phone_raw AND p.country_raw = n.country_raw)").fetchall()

@@ -21,6 +21,10 @@ EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 DECIMAL_PATTERN = r"[0-9]+(\.[0-9]+)?"
 MAX_INTEGER_DIGITS = 16  # staging stores values as DECIMAL(18, 2)
 MAX_CLOCK_SKEW = timedelta(days=1)
+# What real CRMs export for a yes/no field; staging reads them the same way (stg_crm_contacts.sql).
+CONSENT_ANSWERS = ("true", "false", "yes", "no", "y", "n", "1", "0", "opted_in", "opted_out", "granted",
+                   "denied", "")
+DELETED_ANSWERS = ("true", "false", "yes", "no", "1", "0", "")
 ISO_4217 = frozenset(currency.alpha_3 for currency in pycountry.currencies)
 
 
@@ -64,9 +68,16 @@ def _timestamp_rules(column: str, typed: str, now: datetime) -> list[Rule]:
     ]
 
 
+def _answer(column: str, accepted: tuple[str, ...]) -> Rule:
+    return Rule(f"{column} is not one of {', '.join(a for a in accepted if a)} or blank",
+                f"NOT list_contains({_text(frozenset(accepted))}, lower(trim({column})))")
+
+
 def contact_rules(now: datetime) -> list[Rule]:
     return [Rule("contact_id is missing", _blank("contact_id")), _email("email"),
-            *_timestamp_rules("updated_at", "_updated_at", now)]
+            *_timestamp_rules("updated_at", "_updated_at", now),
+            _answer("consent_marketing", CONSENT_ANSWERS), _answer("consent_ads_personalization", CONSENT_ANSWERS),
+            _answer("deleted", DELETED_ANSWERS)]
 
 
 def order_rules(now: datetime) -> list[Rule]:
@@ -101,12 +112,12 @@ def checked_sql(source: str, columns: list[str], typed: dict[str, str], rules: l
         FROM (SELECT {", ".join(columns)}, {typed_columns} FROM {source}) AS typed"""
 
 
-def line_number_sql(table: str, first_line: int) -> str:
+def line_number_sql(table: str, first_line: int, rowid: str = "rowid") -> str:
     """A row's line in its file, for a table filled in file order (DuckDB keeps insertion order).
 
     Rows not yet committed have their rowids offset, hence the minimum.
     """
-    return f"rowid - (SELECT min(rowid) FROM {table}) + {first_line}"
+    return f"{rowid} - (SELECT min(rowid) FROM {table}) + {first_line}"
 
 
 def check_table(data: pa.Table, typed: dict[str, str], rules: list[Rule], first_line: int = 2) -> pa.Table:

@@ -23,6 +23,7 @@ import sqlglot
 from pydantic import PrivateAttr
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
+from sqlglot import exp
 
 STAGE_SCHEMAS = ("raw", "quarantine", "staging", "core", "marts", "audiences", "activation", "cdp_meta")
 
@@ -54,7 +55,16 @@ def transpile(sql: str, dialect: str) -> str:
     """Translate DuckDB-dialect SQL to the warehouse's dialect (identity on DuckDB)."""
     if dialect == "duckdb":
         return sql
-    return DRIVER_PARAM.sub(r":\1", ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect)))
+    statements = [_text_digests(tree, dialect).sql(dialect=dialect) for tree in sqlglot.parse(sql, read="duckdb")]
+    return DRIVER_PARAM.sub(r":\1", ";\n".join(statements))
+
+
+def _text_digests(tree: exp.Expression, dialect: str) -> exp.Expression:
+    """DuckDB's sha256(text) hashes the UTF-8 bytes; PostgreSQL's sha256 takes bytes, so encode them first."""
+    if dialect == "postgres":
+        for digest in tree.find_all(exp.SHA2):
+            digest.set("this", exp.func("convert_to", digest.this, exp.Literal.string("UTF8")))
+    return tree
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -1,4 +1,4 @@
--- People with at least one completed, paid or fulfilled order in the last 30 days.
+-- People with at least one completed, paid or fulfilled order in the last 30 days (suppressed people left out).
 SELECT
     r.profile_id,
     count(*) AS orders_30d,
@@ -7,4 +7,5 @@ FROM staging.stg_crm_orders AS o
 JOIN core.record_profiles AS r ON r.record_key = 'order:' || o.order_id
 WHERE o.status IN ('completed', 'paid', 'fulfilled')
   AND o.order_ts >= current_date - INTERVAL 30 DAY
+  AND r.profile_id NOT IN (SELECT s.profile_id FROM core.suppressed_profiles AS s)
 GROUP BY r.profile_id

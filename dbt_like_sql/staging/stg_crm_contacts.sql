@@ -1,10 +1,12 @@
--- CRM contacts, one row per contact_id: trimmed, emails lowercased, phones in E.164, consent as a boolean.
--- The latest updated_at wins (then the latest load); contacts flagged deleted are left out.
+-- CRM contacts, one row per contact_id: trimmed, emails lowercased, phones in E.164, consent as booleans.
+-- The latest updated_at wins (then the latest load); contacts whose latest version is deleted are left out.
+-- Consent per purpose comes from the latest version that answered it: a blank answer is "not granted",
+-- and an export without the consent column (NULL) leaves the previous answer in place.
 WITH typed AS (
     SELECT
         trim(c.contact_id) AS contact_id,
         lower(trim(c.email)) AS email,
-        p.e164 AS phone_e164,
+        c._phone_e164 AS phone_e164,
         nullif(trim(c.first_name), '') AS first_name,
         nullif(trim(c.last_name), '') AS last_name,
         nullif(trim(c.city), '') AS city,
@@ -14,27 +16,49 @@ WITH typed AS (
         nullif(trim(c.ga_client_id), '') AS ga_client_id,
         CASE
             WHEN lower(trim(c.consent_marketing)) IN ('true', 'yes', 'y', '1', 'opted_in', 'granted') THEN TRUE
-            WHEN lower(trim(c.consent_marketing)) IN ('false', 'no', 'n', '0', 'opted_out', 'denied') THEN FALSE
+            WHEN c.consent_marketing IS NOT NULL THEN FALSE
         END AS consent_marketing,
+        CASE
+            WHEN lower(trim(c.consent_ads_personalization)) IN ('true', 'yes', 'y', '1', 'opted_in', 'granted')
+                THEN TRUE
+            WHEN c.consent_ads_personalization IS NOT NULL THEN FALSE
+        END AS consent_ads_personalization,
         coalesce(lower(trim(c.deleted)) IN ('true', 'yes', '1'), FALSE) AS deleted,
         c._updated_at AS updated_at,
         c._source AS source_file,
         c._line_number AS line_number,
         c._loaded_at AS loaded_at
     FROM raw.crm_contacts AS c
-    LEFT JOIN staging.phone_numbers AS p
-        ON p.phone_raw = trim(c.phone) AND p.country_raw = coalesce(upper(trim(c.country)), '')
 ),
 ranked AS (
     SELECT
         typed.*,
         row_number() OVER (
             PARTITION BY contact_id ORDER BY updated_at DESC, loaded_at DESC, source_file DESC, line_number DESC
-        ) AS version_rank
+        ) AS version_rank,
+        row_number() OVER (
+            PARTITION BY contact_id, consent_marketing IS NULL
+            ORDER BY updated_at DESC, loaded_at DESC, source_file DESC, line_number DESC
+        ) AS marketing_rank,
+        row_number() OVER (
+            PARTITION BY contact_id, consent_ads_personalization IS NULL
+            ORDER BY updated_at DESC, loaded_at DESC, source_file DESC, line_number DESC
+        ) AS ads_rank
     FROM typed
+),
+marketing AS (
+    SELECT contact_id, consent_marketing, updated_at AS consent_marketing_at
+    FROM ranked WHERE marketing_rank = 1 AND consent_marketing IS NOT NULL
+),
+ads AS (
+    SELECT contact_id, consent_ads_personalization, updated_at AS consent_ads_personalization_at
+    FROM ranked WHERE ads_rank = 1 AND consent_ads_personalization IS NOT NULL
 )
 SELECT
-    contact_id, email, phone_e164, first_name, last_name, city, state, postal_code, country, ga_client_id,
-    consent_marketing, updated_at, source_file, line_number
-FROM ranked
-WHERE version_rank = 1 AND NOT deleted
+    r.contact_id, r.email, r.phone_e164, r.first_name, r.last_name, r.city, r.state, r.postal_code, r.country,
+    r.ga_client_id, m.consent_marketing, m.consent_marketing_at, a.consent_ads_personalization,
+    a.consent_ads_personalization_at, r.updated_at, r.source_file, r.line_number
+FROM ranked AS r
+LEFT JOIN marketing AS m ON m.contact_id = r.contact_id
+LEFT JOIN ads AS a ON a.contact_id = r.contact_id
+WHERE r.version_rank = 1 AND NOT r.deleted

@@ -5,7 +5,7 @@ WITH typed AS (
         trim(o.order_id) AS order_id,
         nullif(trim(o.contact_id), '') AS contact_id,
         lower(trim(o.email)) AS email,
-        p.e164 AS phone_e164,
+        o._phone_e164 AS phone_e164,
         o._order_ts AS order_ts,
         CAST(trim(o.value) AS DECIMAL(18, 2)) AS value,
         upper(trim(o.currency)) AS currency,
@@ -23,7 +23,6 @@ WITH typed AS (
         o._line_number AS line_number,
         o._loaded_at AS loaded_at
     FROM raw.crm_orders AS o
-    LEFT JOIN staging.phone_numbers AS p ON p.phone_raw = trim(o.phone) AND p.country_raw = ''
 ),
 ranked AS (
     SELECT

@@ -7,7 +7,10 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cdp_assets.ingest.crm_files import CONTACTS, LandingZone, crm_file_asset
+from cdp_assets.ingest.crm_entities import CONTACTS
+from cdp_assets.ingest.crm_files import crm_file_asset
+from cdp_assets.ingest.landing import LandingZone
+from cdp_assets.ingest.mappings import load_mappings
 from cdp_assets.sample_data import CONTACT_COLUMNS
 
 GOOD = {"contact_id": "C1", "email": "Ann@Example.com", "phone": "(415) 555-0134", "first_name": "Ann",
@@ -24,8 +27,13 @@ def write_csv(path, rows, columns=CONTACT_COLUMNS):
 
 
 def load(warehouse, landing):
-    asset = crm_file_asset(CONTACTS, warehouse.dialect)
+    asset = crm_file_asset(CONTACTS, warehouse.dialect, load_mappings())
     return dg.materialize([asset], resources={"warehouse": warehouse, "landing": LandingZone(path=str(landing))})
+
+
+def readable_check(result):
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "crm_contacts_files_are_readable"]
+    return check
 
 
 def rows(warehouse, sql):
@@ -83,7 +91,7 @@ def test_a_file_missing_columns_is_named_and_the_others_still_load(warehouse, tm
 
     result = load(warehouse, tmp_path)
 
-    [check] = result.get_asset_check_evaluations()
+    check = readable_check(result)
     assert not check.passed
     assert check.metadata["unreadable_files"].value == [
         "contacts_b.csv: missing required columns phone, first_name, last_name, city, state, "
@@ -110,10 +118,11 @@ def test_a_file_that_is_not_utf8_is_refused_without_quoting_its_content(warehous
 
     result = load(warehouse, tmp_path)
 
-    [check] = result.get_asset_check_evaluations()
+    check = readable_check(result)
     assert check.metadata["unreadable_files"].value == [
         "contacts.csv: Invalid Input Error: CSV Error on Line: 2 Invalid unicode (byte sequence mismatch) "
-        "detected. This file is not utf-8 encoded."]
+        "detected. This file is not utf-8 encoded. Nothing was loaded from it: re-export it as UTF-8, or set "
+        "`encoding:` on its mapping in crm_mappings.yaml."]
     assert rows(warehouse, "SELECT count(*) FROM raw.crm_contacts") == [(0,)]
 
 
@@ -124,7 +133,7 @@ def test_a_row_with_too_few_fields_fails_its_file_with_the_line(warehouse, tmp_p
 
     result = load(warehouse, tmp_path)
 
-    [check] = result.get_asset_check_evaluations()
+    check = readable_check(result)
     assert check.metadata["unreadable_files"].value == [
         "contacts.csv: Invalid Input Error: CSV Error on Line: 3 Expected Number of Columns: 13 Found: 2"]
     assert rows(warehouse, "SELECT count(*) FROM raw.crm_contacts") == [(0,)]

@@ -12,24 +12,28 @@ from cdp_assets.resources.warehouse import WarehouseResource
 # Every table the pipeline writes, with its exact row count for the 300-person sample
 # (seed 42, 30 days ending yesterday). Both warehouses must produce exactly these.
 EXPECTED_ROWS = {
-    "raw.crm_file_ledger": 2,
-    "raw.crm_contacts": 337,
-    "raw.crm_orders": 303,
-    "quarantine.crm_contacts": 1,
+    "raw.crm_file_ledger": 4,
+    "raw.crm_contacts": 327,
+    "raw.crm_orders": 302,
+    "quarantine.crm_contacts": 9,
     "quarantine.crm_orders": 1,
     "staging.phone_numbers": 256,
-    "staging.stg_crm_contacts": 337,
-    "staging.stg_crm_orders": 302,
-    "core.record_profiles": 639,
-    "core.profile_identifiers": 1040,
+    "staging.stg_crm_contacts": 327,
+    "staging.stg_crm_orders": 301,
+    "core.deletion_requests": 3,
+    "core.deletion_status": 10,
+    "core.suppressions": 4,
+    "core.suppressed_profiles": 2,
+    "core.record_profiles": 628,
+    "core.profile_identifiers": 1026,
     "core.identity_audit": 8,
-    "core.unified_profiles": 303,
-    "core.consent": 337,
+    "core.unified_profiles": 300,
+    "core.consent": 327,
     "core.conversions": 6,
-    "audiences.purchasers_30d": 187,
-    "audiences.memberships": 187,
+    "audiences.purchasers_30d": 186,
+    "audiences.memberships": 186,
     "activation.egress_requests": 2,
-    "activation.dead_letters": 3,
+    "activation.dead_letters": 1,
 }
 
 
@@ -53,7 +57,7 @@ def test_whole_graph_materializes_with_every_gate_passing(warehouse, sample_land
     outcome = run_day(build_definitions(warehouse, str(sample_landing)), run_day_key, instance, "WARNING")
 
     assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
-    assert len(outcome.passed_checks) == 10
+    assert len(outcome.passed_checks) == 13
     assert table_rows(warehouse) == EXPECTED_ROWS
 
 
@@ -88,7 +92,7 @@ def test_every_prepared_request_is_a_dry_run_without_credentials(warehouse, samp
 
     assert [tuple(r) for r in rows] == [
         ("meta_capi", "dry_run", "POST", "https://graph.facebook.com/v25.0/{META_PIXEL_ID}/events", 4),
-        ("meta_custom_audiences", "dry_run", "POST", "https://graph.facebook.com/v25.0/{AUDIENCE_ID}/users", 105),
+        ("meta_custom_audiences", "dry_run", "POST", "https://graph.facebook.com/v25.0/{AUDIENCE_ID}/users", 101),
     ]
 
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from cdp_assets.ingest.crm_files import CONTACTS, ORDERS
+from cdp_assets.ingest.crm_entities import CONTACTS, ORDERS
 from cdp_assets.ingest.validation import check_table
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

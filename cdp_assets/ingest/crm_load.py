@@ -1,0 +1,171 @@
+"""One CRM file checked and loaded: accepted rows into `raw`, rejected rows into `quarantine`, in one transaction.
+
+DuckDB reads and checks the file itself, in parallel (the warehouse connection on a DuckDB warehouse, a
+local DuckDB otherwise), so no row passes through pandas. The file's phones are read with phonenumbers
+once per distinct (value, country) never seen before. Rows sharing a key with other values in one file are
+quarantined together; exact duplicate rows are counted and kept (staging keeps one).
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy.engine import Connection
+
+from cdp_assets.ingest.crm_entities import CrmEntity
+from cdp_assets.ingest.files import FileSource, open_source, scrub_error
+from cdp_assets.ingest.mappings import Mapping
+from cdp_assets.ingest.phones import PHONE_NUMBERS, distinct_pairs_sql, new_pairs, parse_phones
+from cdp_assets.ingest.validation import checked_sql, line_number_sql, prepare
+from cdp_assets.resources.state import StateTable
+from cdp_assets.resources.warehouse import WarehouseResource
+
+LEDGER = StateTable(
+    "raw.crm_file_ledger",
+    "CREATE TABLE raw.crm_file_ledger (entity VARCHAR, file_name VARCHAR, file_sha256 VARCHAR, "
+    "rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, loaded_at TIMESTAMP, "
+    "PRIMARY KEY (entity, file_sha256))",
+)
+CHECKED, PAIRS, CACHED, PARSES, FINAL = "_cdp_checked", "_cdp_pairs", "_cdp_cached", "_cdp_parses", "_cdp_final"
+
+
+@dataclass
+class FileLoad:
+    read: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    exact_duplicates: int = 0
+    phones_parsed: int = 0
+    extra_columns: list[str] = field(default_factory=list)
+
+    def add(self, other: "FileLoad") -> None:
+        for name in ("read", "loaded", "quarantined", "exact_duplicates", "phones_parsed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def run_duckdb(engine: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
+    """Execute on a DuckDB connection and drain the result (DuckDB 2 results stream and hold the connection)."""
+    return engine.execute(sql, params or []).fetchall()
+
+
+def _check_file(engine: duckdb.DuckDBPyConnection, entity: CrmEntity, mapping: Mapping, path: Path,
+                now: datetime) -> FileSource:
+    """Read the file and run the SQL checks into the temporary table `_cdp_checked`, in file order."""
+    prepare(engine)
+    source = open_source(engine, path, mapping)
+    query = checked_sql(source.sql, source.columns, entity.typed, entity.rules(now))
+    try:
+        run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {CHECKED} AS {query}")
+    except duckdb.Error as error:
+        raise scrub_error(path, error) from None
+    run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {PAIRS} AS {distinct_pairs_sql(CHECKED, entity.has_country)}")
+    return source
+
+
+def _cached_parses(warehouse: WarehouseResource, conn: Connection, engine: duckdb.DuckDBPyConnection) -> str:
+    """The name, in `engine`, of the cached parses of this file's phone pairs."""
+    if warehouse.dialect == "duckdb":
+        return PHONE_NUMBERS.name
+    # Only the pairs this file holds travel from the warehouse, through a temporary table there.
+    warehouse.run(conn, f"CREATE TEMP TABLE {PAIRS} (phone_raw VARCHAR, country_raw VARCHAR) ON COMMIT DROP")
+    warehouse.append_arrow(conn, PAIRS, engine.sql(f"SELECT * FROM {PAIRS}").to_arrow_reader())
+    rows = warehouse.run(conn, f"SELECT p.phone_raw, p.country_raw, p.e164, p.reason FROM {PHONE_NUMBERS.name} "
+                               f"AS p JOIN {PAIRS} AS n ON p.phone_raw = n.phone_raw "
+                               "AND p.country_raw = n.country_raw").fetchall()
+    cached = pa.table([pa.array([r[i] for r in rows], pa.string()) for i in range(4)],
+                      names=["phone_raw", "country_raw", "e164", "reason"])
+    engine.register("_cdp_cached_in", cached)
+    run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {CACHED} AS SELECT * FROM _cdp_cached_in")
+    engine.unregister("_cdp_cached_in")
+    return CACHED
+
+
+def _read_phones(warehouse: WarehouseResource, conn: Connection, engine: duckdb.DuckDBPyConnection,
+                 at: datetime) -> int:
+    """Give every phone pair of the file its parse in `_cdp_parses`, parsing only pairs never seen."""
+    cached = _cached_parses(warehouse, conn, engine)
+    pending = new_pairs(engine, PAIRS, cached)
+    parsed = parse_phones(pending)
+    engine.register("_cdp_parsed_in", parsed)
+    run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {PARSES} AS "
+                 f"SELECT p.phone_raw, p.country_raw, p.e164, p.reason FROM {cached} AS p "
+                 f"JOIN {PAIRS} AS n ON p.phone_raw = n.phone_raw AND p.country_raw = n.country_raw "
+                 "UNION ALL SELECT phone_raw, country_raw, e164, reason FROM _cdp_parsed_in")
+    engine.unregister("_cdp_parsed_in")
+    if pending:
+        warehouse.append_arrow(conn, PHONE_NUMBERS.name, parsed, {"parsed_at": at})
+    return len(pending)
+
+
+def _finish_checks(engine: duckdb.DuckDBPyConnection, entity: CrmEntity, first_line: int) -> int:
+    """Add line numbers, phones and key conflicts into `_cdp_final`; returns the exact duplicate rows."""
+    country = "coalesce(upper(trim(c.country)), '')" if entity.has_country else "''"
+    fingerprint = ", ".join(f"c.{col}" for col in [*entity.text_columns, "extra"])
+    key = ", ".join(entity.key)
+    conflict = (f"CASE WHEN min(_fp) OVER same_key <> max(_fp) OVER same_key "
+                f"THEN '{entity.conflict_reason}' END")
+    run_duckdb(engine, f"""
+        CREATE OR REPLACE TEMP TABLE {FINAL} AS
+        WITH c AS (
+            SELECT c.*, {line_number_sql(CHECKED, first_line, "c.rowid")} AS _line_number,
+                   p.e164 AS _phone_e164, p.reason AS _phone_reason, hash({fingerprint}) AS _fp
+            FROM {CHECKED} AS c
+            LEFT JOIN {PARSES} AS p ON p.phone_raw = trim(c.phone) AND p.country_raw = {country}
+        )
+        SELECT c.* EXCLUDE (reason, _phone_reason),
+               nullif(concat_ws('; ', reason, _phone_reason, {conflict}), '') AS reason
+        FROM c
+        WINDOW same_key AS (PARTITION BY {key})""")
+    [(duplicates,)] = run_duckdb(engine, f"SELECT count(*) - count(DISTINCT _fp) FROM {FINAL}")
+    return int(duplicates)
+
+
+def _move_checked(warehouse: WarehouseResource, conn: Connection, engine: duckdb.DuckDBPyConnection,
+                  entity: CrmEntity, stamp: dict[str, object]) -> tuple[int, int]:
+    """Accepted rows into raw, rejected rows into quarantine; returns how many went to each."""
+    raw_columns, raw_select = entity.raw_select()
+    quarantine_columns, quarantine_select = entity.quarantine_select()
+    moves = [(entity.raw_table.name, raw_columns, raw_select, "reason IS NULL",
+              {"_source": stamp["source"], "_file_sha256": stamp["sha"], "_loaded_at": stamp["at"]}),
+             (entity.quarantine_table.name, quarantine_columns, quarantine_select, "reason IS NOT NULL",
+              {"source_file": stamp["source"], "file_sha256": stamp["sha"], "quarantined_at": stamp["at"]})]
+    moved = []
+    for table, target, select, where, constants in moves:
+        if warehouse.dialect == "duckdb":
+            [(count,)] = run_duckdb(engine, f"INSERT INTO {table} ({target}) SELECT {select}, ?, ?, ? FROM {FINAL} "
+                                      f"WHERE {where}", list(constants.values()))
+        else:
+            [(count,)] = run_duckdb(engine, f"SELECT count(*) FROM {FINAL} WHERE {where}")
+            rows = engine.sql(f"SELECT {select} FROM {FINAL} WHERE {where}").to_arrow_reader()
+            warehouse.append_arrow(conn, table, rows, constants)
+        moved.append(int(count))
+    return moved[0], moved[1]
+
+
+def load_file(warehouse: WarehouseResource, entity: CrmEntity, mapping: Mapping, path: Path, sha: str,
+              now: datetime) -> FileLoad:
+    """Check a file and load it, with its ledger row and its new phone parses, in one warehouse transaction."""
+    stamp = {"source": path.name, "sha": sha, "at": now.astimezone(UTC).replace(tzinfo=None)}
+    with warehouse.begin() as conn:
+        local = warehouse.dialect != "duckdb"
+        engine = duckdb.connect() if local else conn.connection.driver_connection
+        try:
+            source = _check_file(engine, entity, mapping, path, now)
+            phones = _read_phones(warehouse, conn, engine, stamp["at"])
+            duplicates = _finish_checks(engine, entity, source.first_line)
+            loaded, quarantined = _move_checked(warehouse, conn, engine, entity, stamp)
+            for table in (FINAL, PARSES, PAIRS, CHECKED, *([CACHED] if local else [])):
+                run_duckdb(engine, f"DROP TABLE {table}")
+        finally:
+            if local:
+                engine.close()
+        result = FileLoad(loaded + quarantined, loaded, quarantined, duplicates, phones, source.extras)
+        warehouse.run(
+            conn,
+            "INSERT INTO raw.crm_file_ledger VALUES (:entity, :name, :sha, :read, :loaded, :quarantined, :at)",
+            {"entity": entity.name, "name": path.name, "sha": sha, "read": result.read,
+             "loaded": result.loaded, "quarantined": result.quarantined, "at": stamp["at"]},
+        )
+    return result

@@ -1,0 +1,23 @@
+"""The landing folder (`CDP_LANDING_DIR`) where CRM extracts and analytics files are dropped."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from cdp_assets.ingest.mappings import data_stem
+
+
+class LandingZone(dg.ConfigurableResource):
+    """Where CRM and analytics files land (`CDP_LANDING_DIR`); CRM extracts sit in `crm/` below it."""
+
+    path: str
+
+    @property
+    def crm_dir(self) -> Path:
+        return Path(self.path) / "crm"
+
+    def crm_files(self) -> list[Path]:
+        """Every data file in `crm/` (CSV, JSONL, Parquet, gzipped CSV or JSONL), in name order."""
+        if not self.crm_dir.is_dir():
+            return []
+        return sorted(p for p in self.crm_dir.iterdir() if p.is_file() and data_stem(p.name) is not None)

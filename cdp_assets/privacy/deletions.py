@@ -1,0 +1,147 @@
+"""Deletion requests carried out: the person's rows purged from raw and quarantine, and checked stage by stage.
+
+A request names an email, phone or contact id (as a hash, see `requests.py`). The person is every record
+holding it, plus every record of the profile that held it at the last identity run, so a request by
+email also removes the orders and the second contact linked to that person by phone. Purging raw and
+quarantine on every load means staging and core, which are rebuilt from raw, never see the person
+again, even when a later export still carries them. `core.deletion_status` records, per request and
+stage, how many rows still hold the identifier; only the hashes stay, for removal from destinations.
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+from sqlalchemy.engine import Connection
+
+from cdp_assets.ingest.phones import PHONE_NUMBERS
+from cdp_assets.privacy.requests import DELETIONS
+from cdp_assets.resources.warehouse import WarehouseResource
+
+REQUESTED = "SELECT id_type, id_sha256 FROM core.deletion_requests WHERE status = 'active'"
+# Hash forms match requests.py: email trimmed and lowercased, phone E.164 digits, contact id trimmed.
+ID_HASH = {"email": "sha256(lower(trim({})))", "phone": "sha256(substr({}, 2))", "contact_id": "sha256(trim({}))"}
+# (raw or quarantine table, its columns per identifier type, its record key)
+PURGED_TABLES = {
+    "contacts": [("raw.crm_contacts", {"email": "email", "phone": "_phone_e164", "contact_id": "contact_id"},
+                  "'contact:' || trim(contact_id)"),
+                 ("quarantine.crm_contacts", {"email": "email", "contact_id": "contact_id"},
+                  "'contact:' || trim(contact_id)")],
+    "orders": [("raw.crm_orders", {"email": "email", "phone": "_phone_e164", "contact_id": "contact_id"},
+                "'order:' || trim(order_id)"),
+               ("quarantine.crm_orders", {"email": "email", "contact_id": "contact_id"},
+                "'order:' || trim(order_id)")],
+}
+STAGE_TABLES = {
+    "raw": [("raw.crm_contacts", {"email": "email", "phone": "_phone_e164", "contact_id": "contact_id"}),
+            ("raw.crm_orders", {"email": "email", "phone": "_phone_e164", "contact_id": "contact_id"})],
+    "quarantine": [("quarantine.crm_contacts", {"email": "email", "contact_id": "contact_id"}),
+                   ("quarantine.crm_orders", {"email": "email", "contact_id": "contact_id"})],
+    "staging": [("staging.stg_crm_contacts", {"email": "email", "phone": "phone_e164", "contact_id": "contact_id"}),
+                ("staging.stg_crm_orders", {"email": "email", "phone": "phone_e164", "contact_id": "contact_id"})],
+}
+
+
+def _matches(columns: dict[str, str]) -> str:
+    """SQL condition: the row holds an identifier of an active deletion request."""
+    return " OR ".join(f"{ID_HASH[t].format(c)} IN (SELECT id_sha256 FROM core.deletion_requests "
+                       f"WHERE status = 'active' AND id_type = '{t}')" for t, c in columns.items())
+
+
+def _profile_records(warehouse: WarehouseResource, conn: Connection) -> str | None:
+    """SQL listing the record keys of every profile that held a requested identifier at the last identity run."""
+    if not (warehouse.table_exists(conn, "core.profile_identifiers")
+            and warehouse.table_exists(conn, "core.record_profiles")):
+        return None
+    held = " OR ".join(f"(i.id_type = '{t}' AND {h.format('i.id_value')} = d.id_sha256)"
+                       for t, h in ID_HASH.items())
+    return (f"SELECT r.record_key FROM core.record_profiles AS r WHERE r.profile_id IN ("
+            f"SELECT i.profile_id FROM core.profile_identifiers AS i JOIN ({REQUESTED}) AS d "
+            f"ON d.id_type = i.id_type AND ({held}))")
+
+
+def purge_deleted_people(warehouse: WarehouseResource, entity: str) -> int:
+    """Delete the requested people's rows of one entity from raw, quarantine and the phone cache; returns rows."""
+    with warehouse.begin() as conn:
+        if not warehouse.table_exists(conn, DELETIONS.table) or not warehouse.scalar(
+                conn, f"SELECT count(*) FROM {DELETIONS.table} WHERE status = 'active'"):
+            return 0
+        records = _profile_records(warehouse, conn)
+        purged = 0
+        for table, columns, record_key in PURGED_TABLES[entity]:
+            if not warehouse.table_exists(conn, table):
+                continue
+            condition = _matches(columns)
+            if records:
+                condition += f" OR {record_key} IN ({records})"
+            if "phone" in columns:
+                # The cache maps the number as written to its E.164 form: personal data too.
+                warehouse.run(conn, f"DELETE FROM {PHONE_NUMBERS.name} WHERE e164 IN "
+                                    f"(SELECT {columns['phone']} FROM {table} WHERE {condition})")
+            purged += warehouse.run(conn, f"DELETE FROM {table} WHERE {condition}").rowcount
+        return purged
+
+
+def _remaining_sql() -> str:
+    """(stage, id_type, id_sha256) of every row in raw, quarantine, staging and core holding a requested id."""
+    parts = []
+    for stage, tables in STAGE_TABLES.items():
+        for table, columns in tables:
+            for id_type, column in columns.items():
+                hashed = ID_HASH[id_type].format(column)
+                parts.append(f"SELECT '{stage}' AS stage, '{id_type}' AS id_type, {hashed} AS id_sha256 "
+                             f"FROM {table} WHERE {hashed} IN (SELECT id_sha256 FROM requested)")
+    core = " OR ".join(f"(id_type = '{t}' AND {h.format('id_value')} IN (SELECT id_sha256 FROM requested))"
+                       for t, h in ID_HASH.items())
+    parts.append("SELECT 'core', id_type, CASE id_type " + " ".join(
+        f"WHEN '{t}' THEN {h.format('id_value')}" for t, h in ID_HASH.items())
+        + f" END FROM core.profile_identifiers WHERE {core}")
+    return " UNION ALL ".join(parts)
+
+
+def deletion_status_asset(dialect: str) -> dg.AssetsDefinition:
+    purged = dg.AssetCheckSpec("deleted_people_are_purged", asset=["core", "deletion_status"],
+                               description="No row in raw, quarantine, staging or core still holds an identifier "
+                                           "of an active deletion request.")
+
+    @dg.asset(
+        key=["core", "deletion_status"], group_name="core", kinds={"python", dialect}, owners=["team:privacy"],
+        deps=[dg.AssetKey(["core", "deletion_requests"]), dg.AssetKey(["staging", "stg_crm_contacts"]),
+              dg.AssetKey(["staging", "stg_crm_orders"]), dg.AssetKey(["core", "profile_identifiers"])],
+        check_specs=[purged], pool="warehouse",
+    )
+    def deletion_status(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        """Where each deletion request stands, per stage: rows still holding the identifier, and a status.
+
+        Stages raw, quarantine, staging and core are `purged` when no row holds the identifier any more;
+        `destinations` stays `awaiting_destination_sync` until removals are sent to ad platforms.
+        """
+        at = datetime.now(UTC).replace(tzinfo=None)
+        stages = ", ".join(f"('{s}')" for s in [*STAGE_TABLES, "core"])
+        with warehouse.begin() as conn:
+            warehouse.replace_table(conn, "core.deletion_status", f"""
+                WITH requested AS ({REQUESTED}),
+                remaining AS ({_remaining_sql()})
+                SELECT d.request_id, d.id_type, s.stage, count(r.id_sha256) AS rows_remaining,
+                       CASE WHEN count(r.id_sha256) = 0 THEN 'purged' ELSE 'pending' END AS status,
+                       CAST('{at.isoformat(sep=' ')}' AS TIMESTAMP) AS checked_at
+                FROM core.deletion_requests AS d
+                CROSS JOIN (VALUES {stages}) AS s(stage)
+                LEFT JOIN remaining AS r ON r.stage = s.stage AND r.id_type = d.id_type AND r.id_sha256 = d.id_sha256
+                WHERE d.status = 'active'
+                GROUP BY d.request_id, d.id_type, s.stage
+                UNION ALL
+                SELECT request_id, id_type, 'destinations', NULL, 'awaiting_destination_sync',
+                       CAST('{at.isoformat(sep=' ')}' AS TIMESTAMP)
+                FROM core.deletion_requests WHERE status = 'active'""")
+            rows = warehouse.row_count(conn, "core.deletion_status")
+            pending = warehouse.run(conn, "SELECT stage, count(*) FROM core.deletion_status WHERE status = 'pending' "
+                                          "GROUP BY stage ORDER BY stage").fetchall()
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": rows, "dagster/table_name": "core.deletion_status",
+                      "requests_pending_in_warehouse": sum(int(n) for _, n in pending)},
+            check_results=[dg.AssetCheckResult(
+                check_name=purged.name, passed=not pending,
+                metadata={"pending_by_stage": dg.MetadataValue.json({s: int(n) for s, n in pending})})],
+        )
+
+    return deletion_status
