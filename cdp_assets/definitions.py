@@ -15,11 +15,13 @@ from cdp_assets.identity.graph import identity_graph
 from cdp_assets.ingest.crm_entities import CONTACTS, ORDERS
 from cdp_assets.ingest.crm_files import crm_file_asset
 from cdp_assets.ingest.crm_sensor import CRM_INGEST_JOB, crm_files_sensor
+from cdp_assets.ingest.hubspot import hubspot_extracts
 from cdp_assets.ingest.landing import LandingZone
 from cdp_assets.ingest.mappings import load_mappings
 from cdp_assets.partitions import daily_partitions
 from cdp_assets.privacy.deletions import deletion_status_asset
 from cdp_assets.privacy.requests import DELETIONS, SUPPRESSIONS, privacy_list_asset
+from cdp_assets.resources.hubspot import DEFAULT_API_URL, HubSpotResource
 from cdp_assets.resources.warehouse import WarehouseResource, dialect_of
 from cdp_assets.sql_models import SQL_ROOT, load_models, sql_asset
 
@@ -29,6 +31,14 @@ DAILY_JOB = "daily_job"
 def _warehouse_url_config() -> str | dg.EnvVar:
     # Through EnvVar the UI shows the variable's name, not a URL that may hold a password.
     return dg.EnvVar("CDP_WAREHOUSE_URL") if os.environ.get("CDP_WAREHOUSE_URL") else settings.DEFAULT_WAREHOUSE_URL
+
+
+def _hubspot() -> HubSpotResource:
+    # EnvVar only for variables that are set: the UI then shows their names, never a token.
+    return HubSpotResource(
+        access_token=dg.EnvVar("HUBSPOT_ACCESS_TOKEN") if os.environ.get("HUBSPOT_ACCESS_TOKEN") else None,
+        api_url=dg.EnvVar("HUBSPOT_API_URL") if os.environ.get("HUBSPOT_API_URL") else DEFAULT_API_URL,
+    )
 
 
 def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: str | None = None) -> dg.Definitions:
@@ -43,9 +53,10 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     mappings = load_mappings()
     deletions = privacy_list_asset(DELETIONS, dialect)
     # Loads wait for deletion requests, so a requested person is purged before staging ever sees them.
-    crm_assets = [crm_file_asset(entity, dialect, mappings, deps=(deletions.key,)) for entity in (CONTACTS, ORDERS)]
-    python_assets = [deletions, privacy_list_asset(SUPPRESSIONS, dialect), *crm_assets, identity_graph,
-                     deletion_status_asset(dialect)]
+    crm_assets = [crm_file_asset(entity, dialect, mappings, deps=(deletions.key, hubspot_extracts.key))
+                  for entity in (CONTACTS, ORDERS)]
+    python_assets = [deletions, privacy_list_asset(SUPPRESSIONS, dialect), *crm_assets, hubspot_extracts,
+                     identity_graph, deletion_status_asset(dialect)]
     python_keys = {key for a in python_assets for key in a.keys}
     models = load_models(SQL_ROOT, external=python_keys)
     audience_keys = [m.key for m in models if m.key.path[0] == "audiences"]
@@ -76,7 +87,7 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
         jobs=[daily_job, crm_ingest_job],
         schedules=[dg.build_schedule_from_partitioned_job(daily_job, hour_of_day=6, name=f"{DAILY_JOB}_schedule")],
         sensors=[crm_files_sensor],
-        resources={"warehouse": warehouse,
+        resources={"warehouse": warehouse, "hubspot": _hubspot(),
                    "landing": LandingZone(path=landing_dir or str(settings.landing_dir()))},
         # DuckDB allows one writing process, so runs execute in-process there (ARCHITECTURE principle 10).
         executor=dg.in_process_executor if dialect == "duckdb" else dg.multiprocess_executor,
