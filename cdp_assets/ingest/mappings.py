@@ -129,7 +129,8 @@ def _mapping(path: Path, name: str, data: object) -> Mapping:
     )
 
 
-def load_mappings(path: Path = MAPPINGS_YAML) -> list[Mapping]:
+def load_mappings(path: Path | None = None) -> list[Mapping]:
+    path = path or MAPPINGS_YAML
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
