@@ -67,10 +67,12 @@ def _identifiers_sql(kind: PrivacyList, names: list[str]) -> str:
                      "AS reason FROM f WHERE trim(email) <> ''")
     if "phone" in names:
         country = "coalesce(upper(trim(country)), '')" if "country" in names else "''"
-        parts.append("SELECT line, 'phone', substr(p.e164, 2), p.reason FROM f JOIN _cdp_parses AS p "
-                     f"ON p.phone_raw = trim(f.phone) AND p.country_raw = {country} WHERE trim(phone) <> ''")
+        parts.append("SELECT line, 'phone' AS id_type, substr(p.e164, 2) AS value, p.reason "
+                     f"FROM f JOIN _cdp_parses AS p ON p.phone_raw = trim(f.phone) AND p.country_raw = {country} "
+                     "WHERE trim(phone) <> ''")
     if "contact_id" in names:
-        parts.append("SELECT line, 'contact_id', trim(contact_id), NULL FROM f WHERE trim(contact_id) <> ''")
+        parts.append("SELECT line, 'contact_id' AS id_type, trim(contact_id) AS value, NULL AS reason FROM f "
+                     "WHERE trim(contact_id) <> ''")
     named = " UNION ALL ".join(parts)
     return f"""
         WITH ids AS ({named})
