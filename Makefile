@@ -22,7 +22,7 @@ ui: $(STAMP)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.raw_load
+	$(BIN)/python -m benchmarks.crm_ingest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

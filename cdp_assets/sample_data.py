@@ -227,10 +227,12 @@ def _corrupt_order(rnd: random.Random, row: list[str]) -> list[str]:
 
 
 def write_crm_extracts(
-    landing_dir: Path, people: int, end_date: date, days: int = 30, seed: int = 42
+    landing_dir: Path, people: int, end_date: date, days: int = 30, seed: int = 42,
+    order_weights: tuple[int, int, int, int] = (35, 40, 17, 8),
 ) -> dict[str, int]:
     """Write `crm/contacts.csv` and `crm/orders.csv` for `people` people, orders over `days` days to end_date,
-    plus `crm/deletions.csv` and `crm/suppressions.csv` naming a few of them."""
+    plus `crm/deletions.csv` and `crm/suppressions.csv` naming a few of them. `order_weights` are the
+    relative odds of a person having 0, 1, 2 or 3 orders."""
     if not 1 <= people <= 10_000_000:
         raise ValueError(f"people must be between 1 and 10,000,000, not {people}")
     rnd = random.Random(seed)
@@ -260,7 +262,7 @@ def write_crm_extracts(
                 rows[0] = _corrupt_contact(rnd, rows[0])
             contacts.writerows(rows)
             counts["contacts"] += len(rows)
-            for n in range(rnd.choices([0, 1, 2, 3], [35, 40, 17, 8])[0]):
+            for n in range(rnd.choices([0, 1, 2, 3], order_weights)[0]):
                 when = start + timedelta(seconds=rnd.randint(0, span - 1))
                 row = _order_row(rnd, person, f"O{index:08d}{n}", contact_id, when)
                 if rnd.random() < 0.004:

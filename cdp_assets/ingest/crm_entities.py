@@ -16,7 +16,7 @@ TYPED_COLUMNS = {"_updated_at": "TIMESTAMP", "_order_ts": "TIMESTAMP", "_phone_e
 class CrmEntity:
     name: str
     typed: dict[str, str]  # timestamp column validation adds -> the text column it is parsed from
-    key: tuple[str, ...]  # rows sharing it with other values in one file conflict (typed columns allowed)
+    key: tuple[str, ...]  # columns whose rows, sharing values but differing elsewhere in one file, conflict
     conflict_reason: str
     rules: Callable[[datetime], list[Rule]]
     description: str
@@ -25,6 +25,10 @@ class CrmEntity:
     @property
     def text_columns(self) -> list[str]:
         return list(CANONICAL[self.name])
+
+    def key_sql(self, alias: str) -> list[str]:
+        """The key as SQL over `alias`; text columns compared trimmed, as staging keys them."""
+        return [f"trim({alias}.{c})" if c in self.text_columns else f"{alias}.{c}" for c in self.key]
 
     @property
     def typed_columns(self) -> list[str]:
@@ -79,7 +83,7 @@ class CrmEntity:
 CONTACTS = CrmEntity(
     name="contacts",
     typed={"_updated_at": "updated_at"},
-    key=("trim(contact_id)", "_updated_at"),
+    key=("contact_id", "_updated_at"),
     conflict_reason="contact_id appears again in this file with other values and the same updated_at",
     rules=contact_rules,
     description="CRM contacts as landed from file drops and the HubSpot API, one row per file line "
@@ -89,7 +93,7 @@ CONTACTS = CrmEntity(
 ORDERS = CrmEntity(
     name="orders",
     typed={"_order_ts": "order_ts"},
-    key=("trim(order_id)",),
+    key=("order_id",),
     conflict_reason="order_id appears again in this file with other values",
     rules=order_rules,
     description="CRM orders (and closed deals) as landed from file drops and the HubSpot API, one row per "

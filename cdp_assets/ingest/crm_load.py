@@ -28,7 +28,8 @@ LEDGER = StateTable(
     "rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, loaded_at TIMESTAMP, "
     "PRIMARY KEY (entity, file_sha256))",
 )
-CHECKED, PAIRS, CACHED, PARSES, FINAL = "_cdp_checked", "_cdp_pairs", "_cdp_cached", "_cdp_parses", "_cdp_final"
+CHECKED, PAIRS, CACHED, PARSES = "_cdp_checked", "_cdp_pairs", "_cdp_cached", "_cdp_parses"
+CONFLICTS, FINAL = "_cdp_conflicts", "_cdp_final"
 
 
 @dataclass
@@ -52,15 +53,21 @@ def run_duckdb(engine: duckdb.DuckDBPyConnection, sql: str, params: list | None 
 
 def _check_file(engine: duckdb.DuckDBPyConnection, entity: CrmEntity, mapping: Mapping, path: Path,
                 now: datetime) -> FileSource:
-    """Read the file and run the SQL checks into the temporary table `_cdp_checked`, in file order."""
+    """Read the file and run the SQL checks into the temporary table `_cdp_checked`, in file order.
+
+    Each row also gets `_fp`, a hash of all its values, so duplicates and conflicts are found by grouping.
+    """
     prepare(engine)
     source = open_source(engine, path, mapping)
     query = checked_sql(source.sql, source.columns, entity.typed, entity.rules(now))
+    fingerprint = ", ".join([*entity.text_columns, "extra"])
     try:
-        run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {CHECKED} AS {query}")
+        run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {CHECKED} AS "
+                           f"SELECT *, hash({fingerprint}) AS _fp FROM ({query}) AS checked")
     except duckdb.Error as error:
         raise scrub_error(path, error) from None
-    run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {PAIRS} AS {distinct_pairs_sql(CHECKED, entity.has_country)}")
+    run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {PAIRS} AS "
+                       f"{distinct_pairs_sql(CHECKED, entity.has_country)}")
     return source
 
 
@@ -100,25 +107,26 @@ def _read_phones(warehouse: WarehouseResource, conn: Connection, engine: duckdb.
 
 
 def _finish_checks(engine: duckdb.DuckDBPyConnection, entity: CrmEntity, first_line: int) -> int:
-    """Add line numbers, phones and key conflicts into `_cdp_final`; returns the exact duplicate rows."""
+    """Define `_cdp_final`: rows with line numbers, phones and every reason; returns the exact duplicate rows.
+
+    Keys holding rows with different values are found by grouping (cheaper than a window over every
+    row), and `_cdp_final` is a view: its rows are written once, straight into raw or quarantine.
+    """
     country = "coalesce(upper(trim(c.country)), '')" if entity.has_country else "''"
-    fingerprint = ", ".join(f"c.{col}" for col in [*entity.text_columns, "extra"])
-    key = ", ".join(entity.key)
-    conflict = (f"CASE WHEN min(_fp) OVER same_key <> max(_fp) OVER same_key "
-                f"THEN '{entity.conflict_reason}' END")
+    keys = ", ".join(f"{expression} AS k{i}" for i, expression in enumerate(entity.key_sql("c")))
+    run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {CONFLICTS} AS SELECT {keys} FROM {CHECKED} AS c "
+                       "GROUP BY ALL HAVING min(_fp) <> max(_fp)")
+    same_key = " AND ".join(f"k.k{i} = {expression}" for i, expression in enumerate(entity.key_sql("c")))
     run_duckdb(engine, f"""
-        CREATE OR REPLACE TEMP TABLE {FINAL} AS
-        WITH c AS (
-            SELECT c.*, {line_number_sql(CHECKED, first_line, "c.rowid")} AS _line_number,
-                   p.e164 AS _phone_e164, p.reason AS _phone_reason, hash({fingerprint}) AS _fp
-            FROM {CHECKED} AS c
-            LEFT JOIN {PARSES} AS p ON p.phone_raw = trim(c.phone) AND p.country_raw = {country}
-        )
-        SELECT c.* EXCLUDE (reason, _phone_reason),
-               nullif(concat_ws('; ', reason, _phone_reason, {conflict}), '') AS reason
-        FROM c
-        WINDOW same_key AS (PARTITION BY {key})""")
-    [(duplicates,)] = run_duckdb(engine, f"SELECT count(*) - count(DISTINCT _fp) FROM {FINAL}")
+        CREATE OR REPLACE TEMP VIEW {FINAL} AS
+        SELECT c.* EXCLUDE (reason, _fp), {line_number_sql(CHECKED, first_line, "c.rowid")} AS _line_number,
+               p.e164 AS _phone_e164,
+               nullif(concat_ws('; ', c.reason, p.reason,
+                                CASE WHEN k.k0 IS NOT NULL THEN '{entity.conflict_reason}' END), '') AS reason
+        FROM {CHECKED} AS c
+        LEFT JOIN {PARSES} AS p ON p.phone_raw = trim(c.phone) AND p.country_raw = {country}
+        LEFT JOIN {CONFLICTS} AS k ON {same_key}""")
+    [(duplicates,)] = run_duckdb(engine, f"SELECT count(*) - count(DISTINCT _fp) FROM {CHECKED}")
     return int(duplicates)
 
 
@@ -156,7 +164,8 @@ def load_file(warehouse: WarehouseResource, entity: CrmEntity, mapping: Mapping,
             phones = _read_phones(warehouse, conn, engine, stamp["at"])
             duplicates = _finish_checks(engine, entity, source.first_line)
             loaded, quarantined = _move_checked(warehouse, conn, engine, entity, stamp)
-            for table in (FINAL, PARSES, PAIRS, CHECKED, *([CACHED] if local else [])):
+            run_duckdb(engine, f"DROP VIEW {FINAL}")
+            for table in (CONFLICTS, PARSES, PAIRS, CHECKED, *([CACHED] if local else [])):
                 run_duckdb(engine, f"DROP TABLE {table}")
         finally:
             if local:

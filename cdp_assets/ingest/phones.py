@@ -7,8 +7,10 @@ cannot be read in its country.
 """
 
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -41,10 +43,16 @@ def _parse_chunk(pairs: list[tuple[str, str]]) -> list[tuple[str | None, str | N
     return [parse_phone(phone, country) for phone, country in pairs]
 
 
+def _spawnable() -> bool:
+    """Whether spawned workers can re-import the main module (not so for `python -` or a REPL)."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main is None or Path(main).is_file()
+
+
 def parse_phones(pairs: list[tuple[str, str]]) -> pa.Table:
     """Parse (phone as written, country as written) pairs, on every core when there are many."""
     workers = os.cpu_count() or 1
-    if len(pairs) < PARALLEL_THRESHOLD or workers == 1:
+    if len(pairs) < PARALLEL_THRESHOLD or workers == 1 or not _spawnable():
         parsed = _parse_chunk(pairs)
     else:
         size = -(-len(pairs) // (workers * 4))
