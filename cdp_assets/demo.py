@@ -15,6 +15,7 @@ STAGE_TABLES = [
     ("staging", ["staging.stg_crm_contacts", "staging.stg_crm_orders"]),
     ("core", ["core.record_profiles", "core.unified_profiles", "core.profile_identifiers", "core.consent",
               "core.conversions"]),
+    ("privacy", ["core.deletion_requests", "core.deletion_status", "core.suppressions", "core.suppressed_profiles"]),
     ("audiences", ["audiences.memberships"]),
     ("activation", ["activation.egress_requests", "activation.dead_letters"]),
 ]
