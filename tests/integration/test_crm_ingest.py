@@ -11,6 +11,7 @@ from cdp_assets.ingest.crm_entities import CONTACTS
 from cdp_assets.ingest.crm_files import crm_file_asset
 from cdp_assets.ingest.landing import LandingZone
 from cdp_assets.ingest.mappings import load_mappings
+from cdp_assets.ingest.phones import PHONE_NUMBERS
 from cdp_assets.sample_data import CONTACT_COLUMNS
 
 GOOD = {"contact_id": "C1", "email": "Ann@Example.com", "phone": "(415) 555-0134", "first_name": "Ann",
@@ -156,3 +157,25 @@ def test_a_jsonl_key_with_a_quote_is_read_safely(warehouse, tmp_path):
     load(warehouse, tmp_path)
 
     assert rows(warehouse, "SELECT contact_id FROM raw.crm_contacts") == [("C1",)]
+
+
+def test_raw_contacts_from_the_previous_release_are_migrated_in_place(warehouse):
+    v1_columns = ", ".join(f"{c} VARCHAR" for c in CONTACT_COLUMNS)
+    with warehouse.begin() as conn:
+        warehouse.ensure_schemas(conn)
+        PHONE_NUMBERS.ensure(warehouse, conn)
+        warehouse.run(conn, f"CREATE TABLE raw.crm_contacts ({v1_columns}, _updated_at TIMESTAMP, "
+                            "_line_number BIGINT, _source VARCHAR, _file_sha256 VARCHAR, _loaded_at TIMESTAMP)")
+        warehouse.run(conn, "INSERT INTO cdp_meta.state_tables VALUES ('raw.crm_contacts', 1, current_timestamp)")
+        warehouse.run(conn, "INSERT INTO raw.crm_contacts (contact_id, phone, country, consent_marketing) "
+                            "VALUES ('C1', ' (415) 555-0134', 'us', NULL)")
+        warehouse.run(conn, "INSERT INTO staging.phone_numbers VALUES ('(415) 555-0134', 'US', 'US', '+14155550134', "
+                            "NULL, current_timestamp)")
+
+        CONTACTS.raw_table.ensure(warehouse, conn)
+
+        assert [tuple(r) for r in warehouse.run(
+            conn, "SELECT contact_id, _phone_e164, consent_marketing, extra FROM raw.crm_contacts")] == [
+            ("C1", "+14155550134", "", None)]
+        assert warehouse.scalar(conn, "SELECT version FROM cdp_meta.state_tables "
+                                      "WHERE table_name = 'raw.crm_contacts'") == 2
