@@ -1,12 +1,16 @@
-"""CRM extracts (CSV, JSONL, Parquet) as DuckDB sources of text columns.
+"""CRM extracts (CSV, JSONL, Parquet; CSV and JSONL also gzipped) as DuckDB sources of the canonical columns.
 
 Everything is read as text so that validation, not the reader's type guessing, decides what a value
-means, and so the original value can be kept verbatim when a row is quarantined. A CSV's layout is taken
-from its header line (the delimiter among `, ; TAB |` that it uses most, RFC 4180 quoting), not guessed
-from its rows: a ragged row then fails the file with its line number instead of fooling a sniffer into
-reading the file another way. DuckDB reads in parallel, keeps file order and copes with quoted newlines.
+means, and so the original value can be kept verbatim when a row is quarantined. The file's mapping
+(`crm_mappings.yaml`) turns its headers into canonical columns, and columns it does not use are kept as a
+JSON `extra`. A CSV's layout is taken from its header line (the delimiter among `, ; TAB |` that it uses
+most, RFC 4180 quoting), not guessed from its rows: a ragged row then fails the file with its line number
+instead of fooling a sniffer into reading the file another way. Text must be in the mapping's encoding
+(UTF-8 unless it says latin-1 or utf-16); anything else fails the file rather than being guessed. DuckDB
+reads in parallel, keeps file order and copes with quoted newlines.
 """
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -71,14 +75,19 @@ def quote_name(name: str) -> str:
 
 
 def _header_line(path: Path, encoding: str) -> str:
+    """The first line, decoded a byte at a time so that only the header is judged (a UTF-16 newline is two
+    bytes, and a later line's encoding problem belongs to DuckDB's reader, which names the line)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
+    decoder = codecs.getincrementaldecoder("utf-8-sig" if encoding == "utf-8" else encoding)()
+    text = ""
     with opener(path, "rb") as handle:
-        first = handle.readline()
-    try:
-        return first.decode("utf-8-sig" if encoding == "utf-8" else encoding)
-    except UnicodeDecodeError as error:
-        raise FileFormatError(f"{path.name}: header is not {encoding} text (byte {error.start}); "
-                              f"{ENCODING_ADVICE}") from None
+        while not text.endswith("\n") and (block := handle.read(1)):
+            try:
+                text += decoder.decode(block)
+            except UnicodeDecodeError:
+                raise FileFormatError(f"{path.name}: the header line is not {encoding} text; "
+                                      f"{ENCODING_ADVICE}") from None
+    return text.rstrip("\r\n")
 
 
 def csv_source(path: Path, encoding: str) -> tuple[str, list[str]]:

@@ -5,6 +5,7 @@ import gzip
 import json
 
 import dagster as dg
+import pytest
 
 from cdp_assets.definitions import build_definitions
 from cdp_assets.ingest.mappings import CONTACT_COLUMNS
@@ -81,14 +82,15 @@ def test_gzipped_csv_and_jsonl_load(warehouse, tmp_path):
     assert rows(warehouse, "SELECT contact_id FROM staging.stg_crm_contacts ORDER BY 1") == [("G1",), ("J1",)]
 
 
-def test_a_latin1_export_loads_when_its_mapping_says_latin1(warehouse, tmp_path, monkeypatch):
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_an_export_in_another_encoding_loads_when_its_mapping_names_it(warehouse, tmp_path, monkeypatch, encoding):
     mappings = tmp_path / "mappings.yaml"
     mappings.write_text(
-        "mappings:\n  legacy:\n    entity: contacts\n    files: ['legacy-contacts*']\n    encoding: latin-1\n"
+        f"mappings:\n  legacy:\n    entity: contacts\n    files: ['legacy-contacts*']\n    encoding: {encoding}\n"
         "    columns: {contact_id: id, email: mail, first_name: name, updated_at: changed}\n", encoding="utf-8")
     monkeypatch.setattr("cdp_assets.ingest.mappings.MAPPINGS_YAML", mappings)
-    drop(tmp_path, "legacy-contacts.csv", "id,mail,name,changed\nL1,ren@example.com,Ren\xe9,2026-11-01\n"
-         .encode("latin-1"))
+    drop(tmp_path, "legacy-contacts.csv", "id,mail,name,changed\r\nL1,ren@example.com,Ren\xe9,2026-11-01\r\n"
+         .encode(encoding))
 
     stage(warehouse, tmp_path)
 
