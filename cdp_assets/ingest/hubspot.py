@@ -48,12 +48,14 @@ def contact_row(record: dict, deleted: bool) -> dict[str, str | None]:
     }
 
 
-def deal_row(record: dict, contact_id: str | None, archived: bool) -> dict[str, str | None]:
+def deal_row(record: dict, contact_id: str | None, archived: bool,
+             company_currency: str | None) -> dict[str, str | None]:
     p = record.get("properties") or {}
     stage = (p.get("dealstage") or "").strip()
     return {
         "order_id": str(record["id"]), "contact_id": contact_id, "order_ts": p.get("closedate"),
-        "value": p.get("amount"), "currency": p.get("deal_currency_code"),
+        # Single-currency accounts leave deal_currency_code empty: the deal is in the company currency.
+        "value": p.get("amount"), "currency": p.get("deal_currency_code") or company_currency,
         "status": "archived" if archived else DEAL_STATUS.get(stage.lower(), stage),
     }
 
@@ -100,11 +102,12 @@ def _counted(records: Iterator[dict], tally: dict[str, int], key: str) -> Iterat
         yield record
 
 
-def _deal_rows(hubspot: HubSpotResource, records: Iterator[dict], archived: bool) -> Iterator[dict]:
+def _deal_rows(hubspot: HubSpotResource, records: Iterator[dict], archived: bool,
+               company_currency: str | None) -> Iterator[dict]:
     """Deals as order rows, their contact looked up 100 deals at a time, streamed so memory stays flat."""
     while batch := list(islice(records, 100)):
         owners = hubspot.deal_contacts([str(r["id"]) for r in batch])
-        yield from (deal_row(r, owners.get(str(r["id"])), archived) for r in batch)
+        yield from (deal_row(r, owners.get(str(r["id"])), archived, company_currency) for r in batch)
 
 
 @dg.asset(
@@ -143,7 +146,8 @@ def hubspot_extracts(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             changed = _counted(hubspot.search_modified("deals", DEAL_PROPERTIES, start, end), tally, "changed")
             gone = _counted(_archived_since(hubspot.archived("deals", DEAL_PROPERTIES), archived_after),
                             tally, "archived")
-            rows = chain(_deal_rows(hubspot, changed, False), _deal_rows(hubspot, gone, True))
+            currency = hubspot.company_currency()
+            rows = chain(_deal_rows(hubspot, changed, False, currency), _deal_rows(hubspot, gone, True, currency))
         written = _write_jsonl_gz(target, rows)
         _save_watermark(warehouse, object_type, end, end)
         counts[f"{object_type}_changed"] = tally["changed"]

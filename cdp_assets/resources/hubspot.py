@@ -132,6 +132,10 @@ class HubSpotResource(dg.ConfigurableResource):
                 return
             params = {**params, "after": after}
 
+    def company_currency(self) -> str | None:
+        """The account's company currency: what a deal without `deal_currency_code` is priced in."""
+        return self._call("GET", "/account-info/v3/details").get("companyCurrency")
+
     def deal_contacts(self, deal_ids: list[str]) -> dict[str, str]:
         """The first associated contact (lowest id) of each deal: one v4 batch read of at most 100 deals."""
         if not deal_ids:

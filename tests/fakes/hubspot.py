@@ -1,9 +1,10 @@
 """A local fake of HubSpot's CRM API on 127.0.0.1, speaking its real JSON shapes.
 
-Serves the v3 search endpoint (filterGroups on the modification property, ascending sort, `after`
-paging, `total`, and an error past the result cap like HubSpot's 10,000), the v3 archived list, and
-the v4 batch association read. Faults (429 with Retry-After, 500) can be queued for the next requests;
-every request is recorded with its time and Authorization header.
+Serves the account details (company currency), the v3 search endpoint (filterGroups on the
+modification property, ascending sort, `after` paging, `total`, and an error past the result cap like
+HubSpot's 10,000), the v3 archived list, and the v4 batch association read. Faults (429 with Retry-After,
+500) can be queued for the next requests; every request is recorded with its time and Authorization
+header.
 """
 
 import json
@@ -28,6 +29,7 @@ class FakeHubSpot:
         self.associations: dict[str, list[str]] = {}
         self.faults: list[tuple[int, dict[str, str]]] = []
         self.requests: list[dict] = []
+        self.company_currency = "USD"
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -127,6 +129,10 @@ class FakeHubSpot:
                     self._answer(*fake._search(parts[3], body))
                 elif method == "GET" and parts[:3] == ["crm", "v3", "objects"] and len(parts) == 4:
                     self._answer(*fake._archived(parts[3], parse_qs(url.query)))
+                elif method == "GET" and url.path == "/account-info/v3/details":
+                    self._answer(200, {"portalId": 62515, "timeZone": "US/Eastern", "utcOffset": "-05:00",
+                                       "companyCurrency": fake.company_currency, "additionalCurrencies": [],
+                                       "dataHostingLocation": "na1", "uiDomain": "app.hubspot.com"})
                 elif method == "POST" and url.path == "/crm/v4/associations/deals/contacts/batch/read":
                     self._answer(*fake._associations(body))
                 else:

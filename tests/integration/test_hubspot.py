@@ -57,6 +57,17 @@ def test_contacts_and_deals_land_in_the_canonical_tables(warehouse, fake, tmp_pa
         == [("9001", "101", "120.50", "USD", "completed", "system_generated")]
 
 
+def test_a_deal_without_a_currency_is_priced_in_the_company_currency(warehouse, fake, tmp_path):
+    fake.company_currency = "EUR"
+    fake.add("deals", "9002", "2026-11-02T10:00:00.000Z", amount="80", closedate="2026-11-02T09:00:00.000Z",
+             dealstage="closedwon")
+    fake.associations["9002"] = ["101"]
+
+    pull_and_load(warehouse, fake, tmp_path)
+
+    assert rows(warehouse, "SELECT order_id, value, currency FROM raw.crm_orders") == [("9002", "80", "EUR")]
+
+
 def test_every_page_is_followed_and_each_record_read_once(fake):
     for i in range(250):
         fake.add("contacts", str(1000 + i), f"2026-11-01T10:{i // 60:02d}:{i % 60:02d}.000Z")
