@@ -54,7 +54,8 @@ def no_network(monkeypatch):
 def clean_environment(monkeypatch):
     """Each test starts from the documented defaults, whatever the developer's shell exports."""
     for name in ("CDP_WAREHOUSE_URL", "CDP_LANDING_DIR", "CDP_EGRESS_MODE", "CDP_TIMEZONE", "META_PIXEL_ID",
-                 "META_GRAPH_URL", "META_API_VERSION", "META_TEST_EVENT_CODE", "DAGSTER_HOME"):
+                 "META_GRAPH_URL", "META_API_VERSION", "META_TEST_EVENT_CODE", "DAGSTER_HOME", "HUBSPOT_ACCESS_TOKEN",
+                 "HUBSPOT_API_URL"):
         monkeypatch.delenv(name, raising=False)
 
 
