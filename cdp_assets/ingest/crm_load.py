@@ -97,9 +97,9 @@ def _read_phones(warehouse: WarehouseResource, conn: Connection, engine: duckdb.
     parsed = parse_phones(pending)
     engine.register("_cdp_parsed_in", parsed)
     run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {PARSES} AS "
-                 f"SELECT p.phone_raw, p.country_raw, p.e164, p.reason FROM {cached} AS p "
-                 f"JOIN {PAIRS} AS n ON p.phone_raw = n.phone_raw AND p.country_raw = n.country_raw "
-                 "UNION ALL SELECT phone_raw, country_raw, e164, reason FROM _cdp_parsed_in")
+                       f"SELECT p.phone_raw, p.country_raw, p.e164, p.reason FROM {cached} AS p "
+                       f"JOIN {PAIRS} AS n ON p.phone_raw = n.phone_raw AND p.country_raw = n.country_raw "
+                       "UNION ALL SELECT phone_raw, country_raw, e164, reason FROM _cdp_parsed_in")
     engine.unregister("_cdp_parsed_in")
     if pending:
         warehouse.append_arrow(conn, PHONE_NUMBERS.name, parsed, {"parsed_at": at})
@@ -114,8 +114,9 @@ def _finish_checks(engine: duckdb.DuckDBPyConnection, entity: CrmEntity, first_l
     """
     country = "coalesce(upper(trim(c.country)), '')" if entity.has_country else "''"
     keys = ", ".join(f"{expression} AS k{i}" for i, expression in enumerate(entity.key_sql("c")))
+    # A blank key is already a reason of its own; rows without one do not conflict with each other.
     run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {CONFLICTS} AS SELECT {keys} FROM {CHECKED} AS c "
-                       "GROUP BY ALL HAVING min(_fp) <> max(_fp)")
+                       f"WHERE {entity.key_sql('c')[0]} <> '' GROUP BY ALL HAVING min(_fp) <> max(_fp)")
     same_key = " AND ".join(f"k.k{i} = {expression}" for i, expression in enumerate(entity.key_sql("c")))
     run_duckdb(engine, f"""
         CREATE OR REPLACE TEMP VIEW {FINAL} AS
