@@ -11,6 +11,7 @@ stage, how many rows still hold the identifier; only the hashes stay, for remova
 from datetime import UTC, datetime
 
 import dagster as dg
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cdp_assets.ingest.phones import PHONE_NUMBERS
@@ -20,24 +21,30 @@ from cdp_assets.resources.warehouse import WarehouseResource
 REQUESTED = "SELECT id_type, id_sha256 FROM core.deletion_requests WHERE status = 'active'"
 # Hash forms match requests.py: email trimmed and lowercased, phone E.164 digits, contact id trimmed.
 ID_HASH = {"email": "sha256(lower(trim({})))", "phone": "sha256(substr({}, 2))", "contact_id": "sha256(trim({}))"}
-# (raw or quarantine table, its columns per identifier type, its record key)
+RAW_IDS = {"email": "email", "phone": "_phone_e164", "contact_id": "contact_id"}
+
+
+def _quarantined_ids(country: str) -> dict[str, str]:
+    # A quarantined row keeps its phone as written: its E.164 form is the one the phone cache recorded.
+    phone = ("(SELECT pn.e164 FROM staging.phone_numbers AS pn "
+             f"WHERE pn.phone_raw = trim(q.phone) AND pn.country_raw = {country})")
+    return {"email": "email", "phone": phone, "contact_id": "contact_id"}
+
+
+QUARANTINED_IDS = {"contacts": _quarantined_ids("coalesce(upper(trim(q.country)), '')"),
+                   "orders": _quarantined_ids("''")}
+# (table, its identifier columns, its record key), per entity. Quarantine goes first: purging raw drops the
+# person's numbers from the phone cache, through which quarantined phones are recognised.
 PURGED_TABLES = {
-    "contacts": [("raw.crm_contacts", {"email": "email", "phone": "_phone_e164", "contact_id": "contact_id"},
-                  "'contact:' || trim(contact_id)"),
-                 ("quarantine.crm_contacts", {"email": "email", "contact_id": "contact_id"},
-                  "'contact:' || trim(contact_id)")],
-    "orders": [("raw.crm_orders", {"email": "email", "phone": "_phone_e164", "contact_id": "contact_id"},
-                "'order:' || trim(order_id)"),
-               ("quarantine.crm_orders", {"email": "email", "contact_id": "contact_id"},
-                "'order:' || trim(order_id)")],
+    entity: [(f"quarantine.crm_{entity}", QUARANTINED_IDS[entity], key), (f"raw.crm_{entity}", RAW_IDS, key)]
+    for entity, key in (("contacts", "'contact:' || trim(contact_id)"), ("orders", "'order:' || trim(order_id)"))
 }
 STAGE_TABLES = {
-    "raw": [("raw.crm_contacts", {"email": "email", "phone": "_phone_e164", "contact_id": "contact_id"}),
-            ("raw.crm_orders", {"email": "email", "phone": "_phone_e164", "contact_id": "contact_id"})],
-    "quarantine": [("quarantine.crm_contacts", {"email": "email", "contact_id": "contact_id"}),
-                   ("quarantine.crm_orders", {"email": "email", "contact_id": "contact_id"})],
-    "staging": [("staging.stg_crm_contacts", {"email": "email", "phone": "phone_e164", "contact_id": "contact_id"}),
-                ("staging.stg_crm_orders", {"email": "email", "phone": "phone_e164", "contact_id": "contact_id"})],
+    "raw": [("raw.crm_contacts", RAW_IDS), ("raw.crm_orders", RAW_IDS)],
+    "quarantine": [("quarantine.crm_contacts", QUARANTINED_IDS["contacts"]),
+                   ("quarantine.crm_orders", QUARANTINED_IDS["orders"])],
+    "staging": [(f"staging.stg_crm_{entity}", {"email": "email", "phone": "phone_e164", "contact_id": "contact_id"})
+                for entity in ("contacts", "orders")],
 }
 
 
@@ -73,11 +80,13 @@ def purge_deleted_people(warehouse: WarehouseResource, entity: str) -> int:
             condition = _matches(columns)
             if records:
                 condition += f" OR {record_key} IN ({records})"
-            if "phone" in columns:
-                # The cache maps the number as written to its E.164 form: personal data too.
-                warehouse.run(conn, f"DELETE FROM {PHONE_NUMBERS.name} WHERE e164 IN "
-                                    f"(SELECT {columns['phone']} FROM {table} WHERE {condition})")
-            purged += warehouse.run(conn, f"DELETE FROM {table} WHERE {condition}").rowcount
+            # The phone cache maps the number as written to its E.164 form: personal data too. Its entries
+            # go after the rows, whose quarantined phones are recognised through it.
+            phones = [{"e164": e164} for (e164,) in warehouse.run(
+                conn, f"SELECT DISTINCT {columns['phone']} FROM {table} AS q WHERE {condition}") if e164]
+            purged += warehouse.run(conn, f"DELETE FROM {table} AS q WHERE {condition}").rowcount
+            if phones:
+                conn.execute(sa.text(warehouse.sql(f"DELETE FROM {PHONE_NUMBERS.name} WHERE e164 = :e164")), phones)
         return purged
 
 
@@ -89,7 +98,7 @@ def _remaining_sql() -> str:
             for id_type, column in columns.items():
                 hashed = ID_HASH[id_type].format(column)
                 parts.append(f"SELECT '{stage}' AS stage, '{id_type}' AS id_type, {hashed} AS id_sha256 "
-                             f"FROM {table} WHERE {hashed} IN (SELECT id_sha256 FROM requested)")
+                             f"FROM {table} AS q WHERE {hashed} IN (SELECT id_sha256 FROM requested)")
     core = " OR ".join(f"(id_type = '{t}' AND {h.format('id_value')} IN (SELECT id_sha256 FROM requested))"
                        for t, h in ID_HASH.items())
     parts.append("SELECT 'core', id_type, CASE id_type " + " ".join(

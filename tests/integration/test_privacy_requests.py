@@ -121,3 +121,18 @@ def test_a_suppressed_email_keeps_its_profile_out_of_audiences_and_conversions(w
     assert (capi["conversions"].value, capi["filtered_by_suppression"].value) == (3, 1)
     bodies = " ".join(b for (b,) in values(warehouse, "SELECT request_body FROM activation.egress_requests"))
     assert '"O2"' not in bodies
+
+
+def test_a_deletion_by_phone_also_purges_quarantined_rows_that_hold_the_number(warehouse, tmp_path):
+    quarantined = {"contact_id": "C4", "email": "dee@", "phone": "(415) 555-0199", "country": "US",
+                   "consent_marketing": "yes", "updated_at": "2026-01-01T00:00:00Z"}
+    write(tmp_path, "contacts.csv", CONTACT_COLUMNS, [*CONTACTS, quarantined])
+    write(tmp_path, "orders.csv", ORDER_COLUMNS, ORDERS)
+    write(tmp_path, "deletions.csv", ["phone"], [{"phone": "+1 415-555-0199"}])
+
+    run(warehouse, tmp_path)
+
+    assert values(warehouse, "SELECT contact_id FROM quarantine.crm_contacts") == []
+    assert values(warehouse, "SELECT count(*) FROM staging.phone_numbers WHERE e164 = '+14155550199'") == [(0,)]
+    assert values(warehouse, "SELECT stage, status FROM core.deletion_status WHERE stage = 'quarantine'") == [
+        ("quarantine", "purged")]
