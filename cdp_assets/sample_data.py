@@ -280,12 +280,12 @@ def _write_privacy_lists(crm: Path, people: dict[int, _Person]) -> None:
     """A deletion request and a suppression list naming a few of the sample's people, as users drop them."""
     with (crm / "deletions.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["email", "phone", "contact_id", "requested_at"])
+        writer.writerow(["email", "phone", "contact_id"])
         if 7 in people:
-            writer.writerow([people[7].email.upper(), "", "", "2026-01-05"])
+            writer.writerow([people[7].email.upper(), "", ""])
         if 11 in people:
-            writer.writerow(["", "", "C00000011", "2026-01-06"])
-        writer.writerow(["not-an-email", "", "", "2026-01-07"])
+            writer.writerow(["", "", "C00000011"])
+        writer.writerow(["not-an-email", "", ""])
     with (crm / "suppressions.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["email", "phone"])

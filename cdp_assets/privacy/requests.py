@@ -82,14 +82,18 @@ def _identifiers_sql(kind: PrivacyList, names: list[str]) -> str:
         WHERE line NOT IN (SELECT line FROM ids)"""
 
 
-def read_privacy_file(kind: PrivacyList, path: Path) -> pa.Table:
-    """(line, id_type, id_sha256, reason) for every identifier in the file; raises FileFormatError."""
+def read_privacy_file(kind: PrivacyList, path: Path) -> tuple[pa.Table, list[str]]:
+    """(line, id_type, id_sha256, reason) for every identifier in the file, and the columns it does not use.
+
+    Raises FileFormatError when the file cannot be read or names no identifier column.
+    """
     with duckdb.connect() as engine:
         sql, names = csv_source(path, "utf-8")
         usable = [n for n in kind.id_types if n in names]
         if not usable:
             raise FileFormatError(f"{path.name}: needs a column named {' or '.join(kind.id_types)}")
         kept = [*usable, *(["country"] if "country" in names else [])]
+        ignored = [n for n in names if n not in kept]
         try:
             run_duckdb(engine, f"CREATE TABLE f AS SELECT {', '.join(kept)} FROM {sql}")
         except duckdb.Error as error:
@@ -100,7 +104,7 @@ def read_privacy_file(kind: PrivacyList, path: Path) -> pa.Table:
             country = "coalesce(upper(trim(country)), '')" if "country" in names else "''"
             pairs = run_duckdb(engine, f"SELECT DISTINCT trim(phone), {country} FROM f WHERE trim(phone) <> ''")
             engine.register("_cdp_parses", parse_phones([(p, c) for p, c in pairs]))
-        return engine.sql(f"{_identifiers_sql(kind, kept)} ORDER BY line, id_type").to_arrow_table()
+        return engine.sql(f"{_identifiers_sql(kind, kept)} ORDER BY line, id_type").to_arrow_table(), ignored
 
 
 def privacy_list_asset(kind: PrivacyList, dialect: str) -> dg.AssetsDefinition:
@@ -122,23 +126,25 @@ def privacy_list_asset(kind: PrivacyList, dialect: str) -> dg.AssetsDefinition:
             if sha in done:
                 continue
             try:
-                found = read_privacy_file(kind, path)
+                found, ignored = read_privacy_file(kind, path)
             except FileFormatError as error:
                 context.log.error(f"not loaded: {error}")
                 unreadable.append(str(error))
                 continue
-            request_ids = pa.array([f"{sha[:16]}:{line}" for line in found.column("line").to_pylist()])
-            status = pa.array(["rejected" if r else "active" for r in found.column("reason").to_pylist()])
-            rows = pa.table({"request_id": request_ids, "id_type": found.column("id_type"),
-                             "id_sha256": found.column("id_sha256"), "status": status,
-                             "reason": found.column("reason"), "line_number": found.column("line")})
+            if ignored:
+                context.log.warning(f"{path.name}: columns {', '.join(ignored)} are not used")
+            reasons = found.column("reason").to_pylist()
+            file_rejected = sum(1 for r in reasons if r)
+            rows = pa.table({
+                "request_id": [f"{sha[:16]}:{line}" for line in found.column("line").to_pylist()],
+                "id_type": found.column("id_type"), "id_sha256": found.column("id_sha256"),
+                "status": ["rejected" if r else "active" for r in reasons], "reason": found.column("reason"),
+                "line_number": found.column("line")})
             with warehouse.begin() as conn:
                 warehouse.append_arrow(conn, kind.table, rows, {"source_file": path.name, "received_at": at})
                 warehouse.run(conn, "INSERT INTO raw.crm_file_ledger VALUES (:e, :name, :sha, :n, :ok, :bad, :at)",
                               {"e": kind.name, "name": path.name, "sha": sha, "n": rows.num_rows,
-                               "ok": rows.num_rows - status.to_pylist().count("rejected"),
-                               "bad": status.to_pylist().count("rejected"), "at": at})
-            file_rejected = status.to_pylist().count("rejected")
+                               "ok": rows.num_rows - file_rejected, "bad": file_rejected, "at": at})
             new_rows += rows.num_rows
             rejected += file_rejected
             context.log.info(f"{path.name}: {rows.num_rows} identifiers, {file_rejected} rejected")
