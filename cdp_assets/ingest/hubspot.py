@@ -60,14 +60,18 @@ def deal_row(record: dict, contact_id: str | None, archived: bool,
     }
 
 
-def _write_jsonl_gz(path: Path, rows: Iterator[dict]) -> int:
+def write_jsonl_gz(path: Path, rows: Iterator[dict]) -> int:
     """Write rows to `path` atomically (temporary name, then rename); no file when there are no rows."""
     partial = path.with_name(f".{path.name}.partial")
     count = 0
-    with gzip.open(partial, "wt", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += 1
+    try:
+        with gzip.open(partial, "wt", encoding="utf-8") as out:
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                count += 1
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a failed pull leaves nothing behind; the next run pulls it again
+        raise
     if count:
         partial.rename(path)
     else:
@@ -148,7 +152,7 @@ def hubspot_extracts(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                             tally, "archived")
             currency = hubspot.company_currency()
             rows = chain(_deal_rows(hubspot, changed, False, currency), _deal_rows(hubspot, gone, True, currency))
-        written = _write_jsonl_gz(target, rows)
+        written = write_jsonl_gz(target, rows)
         _save_watermark(warehouse, object_type, end, end)
         counts[f"{object_type}_changed"] = tally["changed"]
         counts[f"{object_type}_archived"] = tally["archived"]

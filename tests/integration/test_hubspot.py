@@ -9,7 +9,7 @@ import pytest
 
 from cdp_assets.ingest.crm_entities import CONTACTS, ORDERS
 from cdp_assets.ingest.crm_files import crm_file_asset
-from cdp_assets.ingest.hubspot import hubspot_extracts
+from cdp_assets.ingest.hubspot import hubspot_extracts, write_jsonl_gz
 from cdp_assets.ingest.landing import LandingZone
 from cdp_assets.ingest.mappings import load_mappings
 from cdp_assets.resources.hubspot import HubSpotError, HubSpotResource
@@ -175,3 +175,15 @@ def test_without_a_token_nothing_is_pulled_and_the_metadata_says_so(warehouse, t
 
 def window():
     return datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+
+
+
+def test_a_pull_that_fails_midway_leaves_no_partial_file(tmp_path):
+    def rows():
+        yield {"contact_id": "101"}
+        raise HubSpotError("HubSpot POST /crm/v3/objects/contacts/search answered 503 after retries")
+
+    with pytest.raises(HubSpotError):
+        write_jsonl_gz(tmp_path / "hubspot-api-contacts-x.jsonl.gz", rows())
+
+    assert list(tmp_path.iterdir()) == []
