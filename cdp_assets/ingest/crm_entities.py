@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cdp_assets.ingest.mappings import CANONICAL
+from cdp_assets.ingest.phones import country_key
 from cdp_assets.ingest.validation import Rule, contact_rules, order_rules
 from cdp_assets.resources.state import StateTable
 
@@ -38,8 +39,7 @@ class CrmEntity:
     def raw_table(self) -> StateTable:
         cols = ", ".join(f"{c} VARCHAR" for c in self.text_columns)
         typed = ", ".join(f"{c} {TYPED_COLUMNS[c]}" for c in self.typed_columns)
-        phone_key = "AND p.country_raw = coalesce(upper(trim(t.country)), '')" if self.has_country else \
-            "AND p.country_raw = ''"
+        phone_key = f"AND p.country_raw = {country_key('t.country' if self.has_country else None)}"
         version_2 = [f"ALTER TABLE raw.crm_{self.name} ADD COLUMN extra VARCHAR",
                      f"ALTER TABLE raw.crm_{self.name} ADD COLUMN _phone_e164 VARCHAR",
                      # Rows loaded before phones were read during validation take the parse already cached.

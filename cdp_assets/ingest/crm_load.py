@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from cdp_assets.ingest.crm_entities import CrmEntity
 from cdp_assets.ingest.files import FileSource, open_source, scrub_error
 from cdp_assets.ingest.mappings import Mapping
-from cdp_assets.ingest.phones import PHONE_NUMBERS, distinct_pairs_sql, new_pairs, parse_phones
+from cdp_assets.ingest.phones import PHONE_NUMBERS, country_key, distinct_pairs_sql, new_pairs, parse_phones
 from cdp_assets.ingest.validation import checked_sql, line_number_sql, prepare
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
@@ -112,7 +112,7 @@ def _finish_checks(engine: duckdb.DuckDBPyConnection, entity: CrmEntity, first_l
     Keys holding rows with different values are found by grouping (cheaper than a window over every
     row), and `_cdp_final` is a view: its rows are written once, straight into raw or quarantine.
     """
-    country = "coalesce(upper(trim(c.country)), '')" if entity.has_country else "''"
+    country = country_key("c.country" if entity.has_country else None)
     keys = ", ".join(f"{expression} AS k{i}" for i, expression in enumerate(entity.key_sql("c")))
     # A blank key is already a reason of its own; rows without one do not conflict with each other.
     run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {CONFLICTS} AS SELECT {keys} FROM {CHECKED} AS c "

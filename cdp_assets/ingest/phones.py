@@ -64,10 +64,15 @@ def parse_phones(pairs: list[tuple[str, str]]) -> pa.Table:
                      [e for _, e, _ in parsed], [why for _, _, why in parsed]], schema=PARSED_SCHEMA)
 
 
+def country_key(column: str | None) -> str:
+    """SQL for how the cache keys a row's country: trimmed, upper-cased, '' when the row has none."""
+    return f"coalesce(upper(trim({column})), '')" if column else "''"
+
+
 def distinct_pairs_sql(table: str, has_country: bool) -> str:
     """The distinct (phone, country) pairs of a checked file's rows, as the cache keys them."""
-    country = "coalesce(upper(trim(country)), '')" if has_country else "''"
-    return (f"SELECT DISTINCT trim(phone) AS phone_raw, {country} AS country_raw FROM {table} "
+    return (f"SELECT DISTINCT trim(phone) AS phone_raw, {country_key('country' if has_country else None)} "
+            f"AS country_raw FROM {table} "
             "WHERE trim(phone) <> ''")
 
 

@@ -14,7 +14,7 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cdp_assets.ingest.phones import PHONE_NUMBERS
+from cdp_assets.ingest.phones import PHONE_NUMBERS, country_key
 from cdp_assets.privacy.requests import DELETIONS
 from cdp_assets.resources.warehouse import WarehouseResource
 
@@ -31,8 +31,8 @@ def _quarantined_ids(country: str) -> dict[str, str]:
     return {"email": "email", "phone": phone, "contact_id": "contact_id"}
 
 
-QUARANTINED_IDS = {"contacts": _quarantined_ids("coalesce(upper(trim(q.country)), '')"),
-                   "orders": _quarantined_ids("''")}
+QUARANTINED_IDS = {"contacts": _quarantined_ids(country_key("q.country")),
+                   "orders": _quarantined_ids(country_key(None))}
 # (table, its identifier columns, its record key), per entity. Quarantine goes first: purging raw drops the
 # person's numbers from the phone cache, through which quarantined phones are recognised.
 PURGED_TABLES = {

@@ -19,7 +19,7 @@ from cdp_assets.ingest.crm_load import LEDGER, run_duckdb
 from cdp_assets.ingest.files import FileFormatError, csv_source, file_sha256, scrub_error
 from cdp_assets.ingest.landing import LandingZone
 from cdp_assets.ingest.mappings import data_stem
-from cdp_assets.ingest.phones import parse_phones
+from cdp_assets.ingest.phones import country_key, parse_phones
 from cdp_assets.ingest.validation import EMAIL_PATTERN
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
@@ -66,7 +66,7 @@ def _identifiers_sql(kind: PrivacyList, names: list[str]) -> str:
                      f"regexp_full_match(trim(email), '{EMAIL_PATTERN}') THEN 'email is not a valid address' END "
                      "AS reason FROM f WHERE trim(email) <> ''")
     if "phone" in names:
-        country = "coalesce(upper(trim(country)), '')" if "country" in names else "''"
+        country = country_key("f.country" if "country" in names else None)
         parts.append("SELECT line, 'phone' AS id_type, substr(p.e164, 2) AS value, p.reason "
                      f"FROM f JOIN _cdp_parses AS p ON p.phone_raw = trim(f.phone) AND p.country_raw = {country} "
                      "WHERE trim(phone) <> ''")
@@ -101,7 +101,7 @@ def read_privacy_file(kind: PrivacyList, path: Path) -> tuple[pa.Table, list[str
         run_duckdb(engine, "ALTER TABLE f ADD COLUMN line BIGINT")
         run_duckdb(engine, "UPDATE f SET line = rowid + 2")
         if "phone" in usable:
-            country = "coalesce(upper(trim(country)), '')" if "country" in names else "''"
+            country = country_key("country" if "country" in names else None)
             pairs = run_duckdb(engine, f"SELECT DISTINCT trim(phone), {country} FROM f WHERE trim(phone) <> ''")
             engine.register("_cdp_parses", parse_phones([(p, c) for p, c in pairs]))
         return engine.sql(f"{_identifiers_sql(kind, kept)} ORDER BY line, id_type").to_arrow_table(), ignored
