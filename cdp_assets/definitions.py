@@ -15,14 +15,19 @@ from cdp_assets.identity.graph import identity_graph
 from cdp_assets.ingest.crm_entities import CONTACTS, ORDERS
 from cdp_assets.ingest.crm_files import crm_file_asset
 from cdp_assets.ingest.crm_sensor import CRM_INGEST_JOB, crm_files_sensor
+from cdp_assets.ingest.exchange_rates import exchange_rates_asset
+from cdp_assets.ingest.ga4 import ga4_report_asset
+from cdp_assets.ingest.ga4_reports import load_reports
 from cdp_assets.ingest.hubspot import hubspot_extracts
 from cdp_assets.ingest.landing import LandingZone
 from cdp_assets.ingest.mappings import load_mappings
 from cdp_assets.partitions import daily_partitions
 from cdp_assets.privacy.deletions import deletion_status_asset
 from cdp_assets.privacy.requests import DELETIONS, SUPPRESSIONS, privacy_list_asset
+from cdp_assets.resources.ga4 import GA4Resource
 from cdp_assets.resources.hubspot import DEFAULT_API_URL, HubSpotResource
 from cdp_assets.resources.warehouse import WarehouseResource, dialect_of
+from cdp_assets.schedules import daily_schedule
 from cdp_assets.sql_models import SQL_ROOT, load_models, sql_asset
 
 DAILY_JOB = "daily_job"
@@ -41,6 +46,13 @@ def _hubspot() -> HubSpotResource:
     )
 
 
+def _ga4() -> GA4Resource:
+    return GA4Resource(
+        property_id=dg.EnvVar("GA4_PROPERTY_ID") if os.environ.get("GA4_PROPERTY_ID") else None,
+        api_url=dg.EnvVar("GA4_API_URL") if os.environ.get("GA4_API_URL") else None,
+    )
+
+
 def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: str | None = None) -> dg.Definitions:
     """Assemble the project; tests pass their own warehouse and landing folder."""
     if warehouse is None:
@@ -55,8 +67,9 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     # Loads wait for deletion requests, so a requested person is purged before staging ever sees them.
     crm_assets = [crm_file_asset(entity, dialect, mappings, deps=(deletions.key, hubspot_extracts.key))
                   for entity in (CONTACTS, ORDERS)]
+    ga4_assets = [ga4_report_asset(report, partitions, dialect) for report in load_reports()]
     python_assets = [deletions, privacy_list_asset(SUPPRESSIONS, dialect), *crm_assets, hubspot_extracts,
-                     identity_graph, deletion_status_asset(dialect)]
+                     identity_graph, deletion_status_asset(dialect), *ga4_assets, exchange_rates_asset(dialect)]
     python_keys = {key for a in python_assets for key in a.keys}
     models = load_models(SQL_ROOT, external=python_keys)
     audience_keys = [m.key for m in models if m.key.path[0] == "audiences"]
@@ -85,9 +98,9 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
         assets=[*python_assets, *[sql_asset(m, dialect, partitions) for m in models], memberships, *egress],
         asset_checks=[gate_check(g) for g in GATES],
         jobs=[daily_job, crm_ingest_job],
-        schedules=[dg.build_schedule_from_partitioned_job(daily_job, hour_of_day=6, name=f"{DAILY_JOB}_schedule")],
+        schedules=[daily_schedule(daily_job, [a.key for a in ga4_assets])],
         sensors=[crm_files_sensor],
-        resources={"warehouse": warehouse, "hubspot": _hubspot(),
+        resources={"warehouse": warehouse, "hubspot": _hubspot(), "ga4": _ga4(),
                    "landing": LandingZone(path=landing_dir or str(settings.landing_dir()))},
         # DuckDB allows one writing process, so runs execute in-process there (ARCHITECTURE principle 10).
         executor=dg.in_process_executor if dialect == "duckdb" else dg.multiprocess_executor,

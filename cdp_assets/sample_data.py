@@ -31,6 +31,9 @@ GA4_TRAFFIC_DIMENSIONS = [
     "deviceCategory", "country",
 ]
 GA4_TRAFFIC_METRICS = ["sessions", "totalUsers", "engagedSessions", "keyEvents", "purchaseRevenue"]
+# GA4 reports revenue in the property's currency (USD here), converted at roughly these rates.
+GA4_USD_PER_UNIT = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27}
+GA4_TRACKED_SHARE = 0.85  # ad blockers and declined cookie banners hide the rest of the web orders from GA4
 
 FIRST_NAMES = ["Mary", "John", "Jane", "Valéry", "José", "Zoë", "Mary Ann", "Liam", "Olivia", "Noah",
                "Emma", "Ava", "Lucas", "Chloé", "Hannah", "Jürgen", "Amélie", "Ethan", "Sofia", "Mateo"]
@@ -197,6 +200,22 @@ def _order_row(rnd: random.Random, person: _Person, order_id: str, contact_id: s
     ]
 
 
+def _ga4_transaction(rnd: random.Random, order: list[str], when: datetime) -> dict[str, str]:
+    """The row GA4's transactions report holds for a tracked web order: its session's last touch."""
+    if order[13]:
+        touch = GA4_CHANNELS[0]
+    elif order[11]:
+        touch = GA4_CHANNELS[2]
+    elif order[14]:
+        touch = GA4_CHANNELS[3]
+    else:
+        touch = rnd.choices(GA4_CHANNELS, weights=[0, 30, 0, 0, 25, 35, 5, 5])[0]
+    source, medium, campaign, _ = touch
+    revenue = float(order[5]) * GA4_USD_PER_UNIT[order[6].upper()]
+    return {"date": when.strftime("%Y%m%d"), "transactionId": order[0], "sessionSource": source,
+            "sessionMedium": medium, "sessionCampaignName": campaign, "purchaseRevenue": f"{revenue:.2f}"}
+
+
 def _corrupt_contact(rnd: random.Random, row: list[str]) -> list[str]:
     """A row real exports contain now and then, which validation must quarantine."""
     broken = list(row)
@@ -231,8 +250,9 @@ def write_crm_extracts(
     order_weights: tuple[int, int, int, int] = (35, 40, 17, 8),
 ) -> dict[str, int]:
     """Write `crm/contacts.csv` and `crm/orders.csv` for `people` people, orders over `days` days to end_date,
-    plus `crm/deletions.csv` and `crm/suppressions.csv` naming a few of them. `order_weights` are the
-    relative odds of a person having 0, 1, 2 or 3 orders."""
+    plus `crm/deletions.csv` and `crm/suppressions.csv` naming a few of them, and `ga4/transactions.jsonl`:
+    the GA4 transactions report rows of the web orders GA4 saw. `order_weights` are the relative odds of a
+    person having 0, 1, 2 or 3 orders."""
     if not 1 <= people <= 10_000_000:
         raise ValueError(f"people must be between 1 and 10,000,000, not {people}")
     rnd = random.Random(seed)
@@ -240,10 +260,14 @@ def write_crm_extracts(
     crm.mkdir(parents=True, exist_ok=True)
     start = datetime.combine(end_date - timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
     span = days * 86_400
-    counts = {"people": people, "contacts": 0, "orders": 0}
+    counts = {"people": people, "contacts": 0, "orders": 0, "ga4_transactions": 0}
     kept: dict[int, _Person] = {}
+    # GA4 draws from its own generator, so the CRM files are the same with or without it.
+    ga4_rnd = random.Random(f"{seed}:ga4")
+    (landing_dir / "ga4").mkdir(parents=True, exist_ok=True)
     with (crm / "contacts.csv").open("w", newline="", encoding="utf-8") as cf, \
-            (crm / "orders.csv").open("w", newline="", encoding="utf-8") as of:
+            (crm / "orders.csv").open("w", newline="", encoding="utf-8") as of, \
+            (landing_dir / "ga4" / "transactions.jsonl").open("w", encoding="utf-8") as tf:
         contacts, orders = csv.writer(cf), csv.writer(of)
         contacts.writerow(CONTACT_COLUMNS)
         orders.writerow(ORDER_COLUMNS)
@@ -267,6 +291,9 @@ def write_crm_extracts(
                 row = _order_row(rnd, person, f"O{index:08d}{n}", contact_id, when)
                 if rnd.random() < 0.004:
                     row = _corrupt_order(rnd, row)
+                elif row[8] == "website" and ga4_rnd.random() < GA4_TRACKED_SHARE:
+                    tf.write(json.dumps(_ga4_transaction(ga4_rnd, row, when)) + "\n")
+                    counts["ga4_transactions"] += 1
                 orders.writerow(row)
                 counts["orders"] += 1
                 if rnd.random() < 0.005:
@@ -324,7 +351,9 @@ def ga4_traffic_rows(start: date, end: date, seed: int = 42) -> Iterator[dict[st
 
 
 def write_ga4_sample(landing_dir: Path, start: date, end: date, seed: int = 42) -> int:
-    """Write GA4-shaped daily traffic rows to `ga4/daily_traffic.jsonl`; returns the row count."""
+    """Write GA4-shaped daily traffic rows to `ga4/daily_traffic.jsonl`; returns the row count.
+
+    The transactions report's rows come with the orders they belong to, from `write_crm_extracts`."""
     target = landing_dir / "ga4"
     target.mkdir(parents=True, exist_ok=True)
     rows = 0

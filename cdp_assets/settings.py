@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 DEFAULT_WAREHOUSE_URL = "duckdb:///data/warehouse.duckdb"
+BUNDLED_EXCHANGE_RATES = Path(__file__).resolve().parent / "config" / "exchange_rates.csv"
 DEFAULT_LANDING_DIR = "data/landing"
 EGRESS_MODES = ("dry_run", "live")
 
@@ -26,6 +27,19 @@ def landing_dir() -> Path:
 
 def timezone() -> ZoneInfo:
     return ZoneInfo(os.environ.get("CDP_TIMEZONE") or "UTC")
+
+
+def exchange_rates_file() -> Path:
+    """The exchange-rate CSV the marts convert revenue with: `CDP_EXCHANGE_RATES_FILE`, else the bundled one."""
+    return Path(os.environ.get("CDP_EXCHANGE_RATES_FILE") or BUNDLED_EXCHANGE_RATES)
+
+
+def reporting_currency() -> str:
+    """The ISO 4217 currency the marts' `*_reporting` columns are in (`CDP_REPORTING_CURRENCY`, default USD)."""
+    currency = (os.environ.get("CDP_REPORTING_CURRENCY") or "USD").strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise ConfigError(f"CDP_REPORTING_CURRENCY={currency!r} is not an ISO 4217 code such as USD or EUR")
+    return currency
 
 
 def egress_mode() -> str:

@@ -11,6 +11,9 @@ the description analysts read in the UI:
 Known settings: `partition_column` (a timestamp column; the model becomes daily-partitioned and each
 run replaces only its day's rows) and `owners` (comma-separated). A cycle, an unknown table, or an
 unknown setting is a load-time error that names the file.
+
+`{{ timezone }}` in a model is replaced by CDP_TIMEZONE (for local dates of UTC timestamps); it is
+part of the code version, so changing the time zone marks the model's table as stale in the UI.
 """
 
 
@@ -27,11 +30,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.lineage import lineage
 
+from cdp_assets import settings
 from cdp_assets.resources.warehouse import WarehouseResource
 
 SQL_ROOT = Path(__file__).resolve().parent.parent / "dbt_like_sql"
 SETTING = re.compile(r"^--\s*(\w+):\s*(.*?)\s*$")
 KNOWN_SETTINGS = {"partition_column", "owners"}
+TEMPLATE_VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 class SqlModelError(ValueError):
@@ -90,8 +95,21 @@ def referenced_tables(path: Path, sql: str) -> set[tuple[str, str]]:
     return tables
 
 
+def render(path: Path, text: str) -> str:
+    """Replace `{{ name }}` variables; only `timezone` (CDP_TIMEZONE) exists."""
+    values = {"timezone": settings.timezone().key}
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise SqlModelError(f"{path}: unknown variable {{{{ {name} }}}}; known: {', '.join(sorted(values))}")
+        return values[name]
+
+    return TEMPLATE_VARIABLE.sub(value, text)
+
+
 def parse_model(root: Path, path: Path) -> SqlModel:
-    text = path.read_text(encoding="utf-8")
+    text = render(path, path.read_text(encoding="utf-8"))
     description, settings = _header(path, text)
     body = text.strip().rstrip(";")
     key = dg.AssetKey([path.parent.name, path.stem])

@@ -5,7 +5,7 @@ import os
 import socket
 import sys
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from cdp_assets import settings
 from cdp_assets.resources.warehouse import WarehouseResource, normalize_url
-from cdp_assets.sample_data import write_crm_extracts
+from cdp_assets.sample_data import write_crm_extracts, write_ga4_sample
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SAMPLE_PEOPLE = 300
@@ -55,7 +55,8 @@ def clean_environment(monkeypatch):
     """Each test starts from the documented defaults, whatever the developer's shell exports."""
     for name in ("CDP_WAREHOUSE_URL", "CDP_LANDING_DIR", "CDP_EGRESS_MODE", "CDP_TIMEZONE", "META_PIXEL_ID",
                  "META_GRAPH_URL", "META_API_VERSION", "META_TEST_EVENT_CODE", "DAGSTER_HOME", "HUBSPOT_ACCESS_TOKEN",
-                 "HUBSPOT_API_URL"):
+                 "HUBSPOT_API_URL", "GA4_PROPERTY_ID", "GA4_API_URL", "GOOGLE_APPLICATION_CREDENTIALS",
+                 "CDP_EXCHANGE_RATES_FILE", "CDP_REPORTING_CURRENCY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -85,9 +86,12 @@ def warehouse(request, tmp_path) -> WarehouseResource:
 
 @pytest.fixture(scope="session")
 def sample_landing(tmp_path_factory) -> Path:
-    """Messy CRM extracts for 300 people whose 30 days of orders end yesterday (read-only: copy to change)."""
+    """Messy CRM extracts for 300 people whose 30 days of orders end yesterday, and the GA4 sample for those
+    days (read-only: copy to change)."""
     landing = tmp_path_factory.mktemp("landing")
-    write_crm_extracts(landing, SAMPLE_PEOPLE, settings.yesterday(), SAMPLE_DAYS)
+    end = settings.yesterday()
+    write_crm_extracts(landing, SAMPLE_PEOPLE, end, SAMPLE_DAYS)
+    write_ga4_sample(landing, end - timedelta(days=SAMPLE_DAYS - 1), end)
     return landing
 
 

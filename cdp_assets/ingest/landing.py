@@ -13,6 +13,11 @@ class LandingZone(dg.ConfigurableResource):
     path: str
 
     @property
+    def ga4_dir(self) -> Path:
+        """The GA4 sample `cdp-assets generate` writes, read when GA4_PROPERTY_ID is not set."""
+        return Path(self.path) / "ga4"
+
+    @property
     def crm_dir(self) -> Path:
         return Path(self.path) / "crm"
 

@@ -23,4 +23,4 @@ SELECT
     o.product_ids
 FROM staging.stg_crm_orders AS o
 JOIN core.record_profiles AS r ON r.record_key = 'order:' || o.order_id
-WHERE o.status IN ('completed', 'paid', 'fulfilled')
+WHERE o.counts_as_conversion

@@ -1,5 +1,6 @@
 -- CRM orders, one row per order_id: typed value, upper-case ISO currency, lower-case status, phones in E.164.
--- When an order appears in several loads the latest load wins.
+-- When an order appears in several loads the latest load wins. counts_as_conversion marks the purchases
+-- conversions and revenue reporting count: completed, paid or fulfilled (never cancelled or refunded).
 WITH typed AS (
     SELECT
         trim(o.order_id) AS order_id,
@@ -33,7 +34,8 @@ ranked AS (
     FROM typed
 )
 SELECT
-    order_id, contact_id, email, phone_e164, order_ts, value, currency, status, action_source, client_ip,
-    user_agent, fbc, fbp, gclid, ttclid, event_source_url, product_ids, source_file, line_number
+    order_id, contact_id, email, phone_e164, order_ts, value, currency, status,
+    coalesce(status IN ('completed', 'paid', 'fulfilled'), FALSE) AS counts_as_conversion, action_source,
+    client_ip, user_agent, fbc, fbp, gclid, ttclid, event_source_url, product_ids, source_file, line_number
 FROM ranked
 WHERE version_rank = 1
