@@ -46,6 +46,10 @@ def run_day(defs: dg.Definitions, day: date, instance: dg.DagsterInstance, log_l
         partition_key=day.isoformat(), instance=instance, raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
+    return _outcome(result)
+
+
+def _outcome(result: dg.ExecuteInProcessResult) -> RunOutcome:
     outcome = RunOutcome(run_id=result.run_id, success=result.success)
     finished = set()
     for event in result.all_events:
@@ -66,8 +70,40 @@ def run_day(defs: dg.Definitions, day: date, instance: dg.DagsterInstance, log_l
     return outcome
 
 
-def report(outcome: RunOutcome, day: date) -> None:
-    print(f"run {outcome.run_id} for {day}: {'succeeded' if outcome.ok else 'FAILED'}")
+def chunks(first: date, last: date, days: int) -> list[tuple[date, date]]:
+    """[first, last] cut into ranges of at most `days` days, in order, as a backfill's runs are."""
+    ranges, start = [], first
+    while start <= last:
+        end = min(start + timedelta(days=days - 1), last)
+        ranges.append((start, end))
+        start = end + timedelta(days=1)
+    return ranges
+
+
+def backfill_ga4(defs: dg.Definitions, first: date, last: date, instance: dg.DagsterInstance,
+                 log_level: str = "INFO") -> list[tuple[str, RunOutcome]]:
+    """Materialize every GA4 report for [first, last], one Dagster run per backfill chunk (as the UI's
+    asset backfill does with their BackfillPolicy). Stops at the first chunk that fails."""
+    from cdp_assets.ingest.ga4 import DAYS_PER_RUN
+    from cdp_assets.schedules import partition_range_tags
+
+    keys = [key for key in defs.resolve_all_asset_keys() if key.path[0] == "raw" and key.path[1].startswith("ga4_")]
+    job = defs.resolve_implicit_global_asset_job_def()
+    outcomes = []
+    for start, end in chunks(first, last, DAYS_PER_RUN):
+        result = job.execute_in_process(
+            asset_selection=keys, instance=instance, raise_on_error=False,
+            tags={**partition_range_tags(start, end), "cdp/backfill": f"ga4 {first}..{last}"},
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+        outcomes.append((f"{start}..{end}", _outcome(result)))
+        if not outcomes[-1][1].ok:
+            break
+    return outcomes
+
+
+def report(outcome: RunOutcome, partitions: date | str) -> None:
+    print(f"run {outcome.run_id} for {partitions}: {'succeeded' if outcome.ok else 'FAILED'}")
     print(f"  checks: {len(outcome.passed_checks)} passed, {len(outcome.failed_checks)} failed, "
           f"{len(outcome.warned_checks)} warnings")
     for name in outcome.failed_checks:
@@ -87,6 +123,19 @@ def _run(args: argparse.Namespace) -> int:
     outcome = run_day(build_definitions(), day, open_instance())
     report(outcome, day)
     return 0 if outcome.ok else 1
+
+
+def _ga4_backfill(args: argparse.Namespace) -> int:
+    from cdp_assets.definitions import build_definitions
+
+    last = args.to or settings.yesterday()
+    if args.first > last:
+        print(f"cdp-assets: --from {args.first} is after --to {last}", file=sys.stderr)
+        return 2
+    outcomes = backfill_ga4(build_definitions(), args.first, last, open_instance())
+    for label, outcome in outcomes:
+        report(outcome, label)
+    return 0 if all(o.ok for _, o in outcomes) else 1
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -119,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--people", type=int, default=3000)
     demo.add_argument("--days", type=int, default=30)
     demo.set_defaults(handler=_demo)
+
+    backfill = commands.add_parser("ga4-backfill", help="materialize every GA4 report for a date range, one run per "
+                                                        "week-long chunk (as a backfill from the UI does)")
+    backfill.add_argument("--from", dest="first", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
+    backfill.add_argument("--to", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday in CDP_TIMEZONE)")
+    backfill.set_defaults(handler=_ga4_backfill)
 
     generate = commands.add_parser("generate", help="write deterministic messy sample data to the landing folder")
     generate.add_argument("--people", type=int, default=3000)

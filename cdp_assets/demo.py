@@ -5,7 +5,7 @@ import time
 from datetime import timedelta
 
 from cdp_assets import settings
-from cdp_assets.cli import open_instance, report, run_day
+from cdp_assets.cli import backfill_ga4, open_instance, report, run_day
 from cdp_assets.resources.warehouse import WarehouseResource
 from cdp_assets.sample_data import write_crm_extracts, write_ga4_sample
 
@@ -13,9 +13,11 @@ STAGE_TABLES = [
     ("raw", ["raw.crm_contacts", "raw.crm_orders"]),
     ("quarantine", ["quarantine.crm_contacts", "quarantine.crm_orders"]),
     ("staging", ["staging.stg_crm_contacts", "staging.stg_crm_orders"]),
+    ("ga4", ["raw.ga4_daily_traffic", "raw.ga4_transactions"]),
     ("core", ["core.record_profiles", "core.unified_profiles", "core.profile_identifiers", "core.consent",
               "core.conversions"]),
     ("privacy", ["core.deletion_requests", "core.deletion_status", "core.suppressions", "core.suppressed_profiles"]),
+    ("marts", ["marts.order_attribution", "marts.campaign_performance"]),
     ("audiences", ["audiences.memberships"]),
     ("activation", ["activation.egress_requests", "activation.dead_letters"]),
 ]
@@ -34,6 +36,16 @@ def summarize(warehouse: WarehouseResource) -> None:
         profiles = warehouse.row_count(conn, "core.unified_profiles")
         records = warehouse.row_count(conn, "core.record_profiles")
         print(f"\nprofiles: {profiles} people stitched from {records} CRM records")
+        if warehouse.table_exists(conn, "marts.campaign_performance"):
+            matched, orders = warehouse.run(conn, "SELECT count(*) FILTER (WHERE attributed), count(*) "
+                                                  "FROM marts.order_attribution").one()
+            print(f"attribution: {matched} of {orders} CRM orders matched a GA4 transaction; the rest are "
+                  "'(unattributed)'")
+            for source, medium, campaign, revenue, currency in warehouse.run(conn, (
+                    "SELECT session_source, session_medium, session_campaign_name, sum(crm_revenue_reporting), "
+                    "max(reporting_currency) FROM marts.campaign_performance WHERE crm_orders > 0 "
+                    "GROUP BY 1, 2, 3 ORDER BY 4 DESC NULLS LAST, 1, 2, 3 LIMIT 3")):
+                print(f"campaign {source} / {medium} / {campaign}: {revenue} {currency} CRM revenue")
         sizes = ("SELECT audience, count(*) FROM audiences.memberships WHERE snapshot_ts = "
                  "(SELECT max(snapshot_ts) FROM audiences.memberships) GROUP BY audience ORDER BY audience")
         for audience, size in warehouse.run(conn, sizes):
@@ -59,7 +71,14 @@ def run_demo(people: int, days: int) -> int:
     write_ga4_sample(landing, day - timedelta(days=days - 1), day)
     print(f"sample data: {counts['people']} people, {counts['contacts']} contact rows, {counts['orders']} order "
           f"rows over {days} days in {landing / 'crm'}")
-    outcome = run_day(build_definitions(), day, open_instance(), log_level="WARNING")
+    defs, instance = build_definitions(), open_instance()
+    # The days before D first, as a backfill from the UI would, so the marts see the whole month of GA4.
+    for label, chunk in backfill_ga4(defs, day - timedelta(days=days - 1), day - timedelta(days=1), instance,
+                                     log_level="WARNING"):
+        if not chunk.ok:
+            report(chunk, label)
+            return 1
+    outcome = run_day(defs, day, instance, log_level="WARNING")
     report(outcome, day)
     summarize(WarehouseResource(url=settings.warehouse_url()))
     print(f"\ndone in {time.perf_counter() - started:.1f}s. Next: `make ui` and open http://127.0.0.1:3000 "

@@ -15,11 +15,15 @@ EXPECTED_ROWS = {
     "raw.crm_file_ledger": 4,
     "raw.crm_contacts": 327,
     "raw.crm_orders": 302,
+    "raw.ga4_daily_traffic": 96,
+    "raw.ga4_transactions": 4,
+    "raw.ga4_fetches": 2,
     "quarantine.crm_contacts": 9,
     "quarantine.crm_orders": 1,
     "staging.phone_numbers": 256,
     "staging.stg_crm_contacts": 327,
     "staging.stg_crm_orders": 301,
+    "staging.exchange_rates": 28,
     "core.deletion_requests": 3,
     "core.deletion_status": 10,
     "core.suppressions": 4,
@@ -30,6 +34,8 @@ EXPECTED_ROWS = {
     "core.unified_profiles": 300,
     "core.consent": 327,
     "core.conversions": 6,
+    "marts.order_attribution": 301,
+    "marts.campaign_performance": 38,
     "audiences.purchasers_30d": 186,
     "audiences.memberships": 186,
     "activation.egress_requests": 2,
@@ -57,7 +63,7 @@ def test_whole_graph_materializes_with_every_gate_passing(warehouse, sample_land
     outcome = run_day(build_definitions(warehouse, str(sample_landing)), run_day_key, instance, "WARNING")
 
     assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
-    assert len(outcome.passed_checks) == 13
+    assert len(outcome.passed_checks) == 23
     assert table_rows(warehouse) == EXPECTED_ROWS
 
 

@@ -54,6 +54,9 @@ def values(warehouse, sql):
 def landed(tmp_path):
     write(tmp_path, "contacts.csv", CONTACT_COLUMNS, CONTACTS)
     write(tmp_path, "orders.csv", ORDER_COLUMNS, ORDERS)
+    (tmp_path / "ga4").mkdir()
+    for report in ("daily_traffic", "transactions"):  # a GA4 property that saw nothing
+        (tmp_path / "ga4" / f"{report}.jsonl").write_text("", encoding="utf-8")
     return tmp_path
 
 
