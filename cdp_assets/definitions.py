@@ -53,8 +53,9 @@ def _ga4() -> GA4Resource:
     )
 
 
-def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: str | None = None) -> dg.Definitions:
-    """Assemble the project; tests pass their own warehouse and landing folder."""
+def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: str | None = None,
+                      ga4: GA4Resource | None = None) -> dg.Definitions:
+    """Assemble the project; tests pass their own warehouse, landing folder and GA4 client settings."""
     if warehouse is None:
         warehouse = WarehouseResource(url=_warehouse_url_config())
         dialect = dialect_of(settings.warehouse_url())
@@ -100,7 +101,7 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
         jobs=[daily_job, crm_ingest_job],
         schedules=[daily_schedule(daily_job, [a.key for a in ga4_assets])],
         sensors=[crm_files_sensor],
-        resources={"warehouse": warehouse, "hubspot": _hubspot(), "ga4": _ga4(),
+        resources={"warehouse": warehouse, "hubspot": _hubspot(), "ga4": ga4 or _ga4(),
                    "landing": LandingZone(path=landing_dir or str(settings.landing_dir()))},
         # DuckDB allows one writing process, so runs execute in-process there (ARCHITECTURE principle 10).
         executor=dg.in_process_executor if dialect == "duckdb" else dg.multiprocess_executor,

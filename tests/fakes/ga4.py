@@ -103,8 +103,13 @@ class FakeGA4:
     def expected(self, dimensions: list[str], metrics: list[str], start: str, end: str,
                  dimension_filter: dict | None = None) -> list[tuple]:
         """The rows a report over [start, end] (YYYYMMDD) must end up with, as (dims..., metrics...)."""
-        return sorted(tuple(r[f] for f in (*dimensions, *metrics)) for r in self.rows
+        fields = (*dimensions, *metrics)
+        return sorted(tuple(r[f] for f in fields) for r in self._rows_for(fields)
                       if start <= r["date"] <= end and _matches(r, dimension_filter))
+
+    def _rows_for(self, fields: tuple[str, ...]) -> list[dict[str, str]]:
+        # One row list serves several reports: a report sees the rows that hold every field it asks for.
+        return [r for r in self.rows if all(f in r for f in fields)]
 
     def _fault(self) -> int | None:
         with self._lock:
@@ -119,7 +124,8 @@ class FakeGA4:
         metrics = [m["name"] for m in body.get("metrics", [])]
         (date_range,) = body["dateRanges"]
         start, end = date_range["startDate"].replace("-", ""), date_range["endDate"].replace("-", "")
-        selected = [r for r in self.rows if start <= r["date"] <= end and _matches(r, body.get("dimensionFilter"))]
+        selected = [r for r in self._rows_for((*dimensions, *metrics))
+                    if start <= r["date"] <= end and _matches(r, body.get("dimensionFilter"))]
         for order in reversed(body.get("orderBys", [])):
             name = order["dimension"]["dimensionName"]
             selected.sort(key=lambda r, n=name: r[n], reverse=bool(order.get("desc")))
