@@ -1,6 +1,7 @@
 """The sample-data generator: deterministic, canonical columns, the mess it promises."""
 
 import csv
+import json
 from datetime import date
 
 import pytest
@@ -29,7 +30,7 @@ def test_same_seed_gives_identical_files(tmp_path):
 def test_counts_for_a_seed_are_fixed(tmp_path):
     counts = write_crm_extracts(tmp_path, 1000, date(2026, 3, 31))
 
-    assert counts == {"people": 1000, "contacts": 1137, "orders": 950}
+    assert counts == {"people": 1000, "contacts": 1137, "orders": 950, "ga4_transactions": 718}
 
 
 def test_files_have_the_canonical_columns(tmp_path):
@@ -65,6 +66,19 @@ def test_a_ga4_day_is_the_same_whatever_range_asks_for_it():
 
     assert alone == in_range
     assert len(alone) == 96
+
+
+def test_ga4_transactions_are_the_tracked_web_orders_by_order_id(tmp_path):
+    write_crm_extracts(tmp_path, 1000, date(2026, 3, 31))
+    orders = {o["order_id"]: o for o in read(tmp_path / "crm" / "orders.csv")}
+    lines = (tmp_path / "ga4" / "transactions.jsonl").read_text(encoding="utf-8").splitlines()
+    transactions = [json.loads(line) for line in lines]
+    web = [o for o in orders.values() if o["action_source"] == "website"]
+
+    assert all(orders[t["transactionId"]]["action_source"] == "website" for t in transactions)
+    assert (len(transactions), len(web)) == (718, 830)  # GA4 misses what ad blockers hide
+    iso = [t for t in transactions if orders[t["transactionId"]]["order_ts"][4] == "-"]
+    assert all(t["date"] == orders[t["transactionId"]]["order_ts"][:10].replace("-", "") for t in iso)
 
 
 def test_scale_outside_the_supported_range_is_refused(tmp_path):
