@@ -23,6 +23,7 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.crm_ingest
+	$(BIN)/python -m benchmarks.ga4_ingest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

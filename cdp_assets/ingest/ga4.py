@@ -231,7 +231,6 @@ def save_days(
             rows = fetch.rows_by_day.get(day, [])
             digest = content_hash(rows)
             old = previous.get(day)
-            old = old if isinstance(old, str) or old is None else str(old)
             results.append(DayResult(day, len(rows), token_of[day], old != digest))
             warehouse.run(conn, (
                 "INSERT INTO raw.ga4_fetches VALUES (:report, :day, :source, :run_id, :fetched_at, :rows, :digest, "
@@ -292,14 +291,11 @@ def check_results(key: dg.AssetKey, fetch: Fetch, results: list[DayResult],
                                       {"property_time_zone": fetch.time_zone or "not reported",
                                        "cdp_timezone": expected_zone}),
     }
-    results_ = []
-    for rule in CHECKS:
-        passed, metadata = outcomes[rule.name]
-        results_.append(dg.AssetCheckResult(
-            asset_key=key, check_name=rule.name, passed=passed, severity=rule.severity,
-            metadata={k: v for k, v in metadata.items() if v is not None},
-        ))
-    return results_
+    return [
+        dg.AssetCheckResult(asset_key=key, check_name=rule.name, passed=outcomes[rule.name][0], severity=rule.severity,
+                            metadata={k: v for k, v in outcomes[rule.name][1].items() if v is not None})
+        for rule in CHECKS
+    ]
 
 
 def _partition_table(results: list[DayResult]) -> dg.MetadataValue:

@@ -1,6 +1,7 @@
 """`cdp-assets`, driven the way users drive it: environment variables and the repo's dagster.yaml."""
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -80,3 +81,24 @@ def test_an_unreadable_file_is_reported_as_a_warning_not_a_pass(project, run_day
     assert code == 0
     assert "checks: 22 passed, 0 failed, 1 warnings" in out
     assert "warning: raw/crm_contacts:crm_contacts_files_are_readable" in out
+
+
+def test_ga4_backfill_runs_one_recorded_run_per_week(project, run_day_key, capsys):
+    first = run_day_key - timedelta(days=9)
+
+    code = main(["ga4-backfill", "--from", first.isoformat(), "--to", run_day_key.isoformat()])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.count(": succeeded") == 2
+    assert f"for {first}..{first + timedelta(days=6)}: succeeded" in out
+    runs = dg.DagsterInstance.from_config(str(project)).get_runs()
+    ranges = sorted((r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+                    for r in runs)
+    assert ranges == [(first.isoformat(), (first + timedelta(days=6)).isoformat()),
+                      ((first + timedelta(days=7)).isoformat(), run_day_key.isoformat())]
+
+
+def test_ga4_backfill_refuses_a_range_that_ends_before_it_starts(project, capsys):
+    assert main(["ga4-backfill", "--from", "2026-03-10", "--to", "2026-03-01"]) == 2
+    assert "--from 2026-03-10 is after --to 2026-03-01" in capsys.readouterr().err

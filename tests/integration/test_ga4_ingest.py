@@ -1,12 +1,11 @@
 """GA4 reports through Dagster into the warehouse, with the real client talking to the local fake."""
 
-import shutil
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
 
-from cdp_assets.cli import backfill_ga4, run_day
+from cdp_assets.cli import backfill_ga4
 from cdp_assets.definitions import build_definitions
 from cdp_assets.ingest.ga4_reports import METRIC_TYPES, column_name, load_reports
 from cdp_assets.resources.ga4 import GA4Resource
@@ -194,17 +193,19 @@ def test_sampling_thresholding_and_an_empty_day_after_data_warn(warehouse, tmp_p
     assert set(severities.values()) == {dg.AssetCheckSeverity.WARN}
 
 
-def test_data_lost_to_an_other_row_fails_the_blocking_check_and_holds_the_marts(warehouse, tmp_path, sample_landing,
-                                                                               run_day_key):
-    landing = tmp_path / "landing"
-    shutil.copytree(sample_landing, landing)
-    with loaded_fake(FakeGA4(), run_day_key, run_day_key) as fake:
-        fake.flags["data_loss"].add(run_day_key.strftime("%Y%m%d"))
-        outcome = run_day(definitions(warehouse, fake, landing), run_day_key, dg.DagsterInstance.ephemeral(), "ERROR")
-    assert not outcome.ok
-    assert sorted(outcome.failed_checks) == ["raw/ga4_daily_traffic:no_data_loss_from_other_row",
-                                             "raw/ga4_transactions:no_data_loss_from_other_row"]
-    assert {"marts__order_attribution", "marts__campaign_performance"} <= set(outcome.skipped_steps)
+def test_data_lost_to_an_other_row_fails_the_blocking_check_and_holds_the_marts(warehouse, tmp_path):
+    marts = [dg.AssetKey(["marts", "order_attribution"]), dg.AssetKey(["marts", "campaign_performance"])]
+    with loaded_fake(FakeGA4(), FIRST, FIRST) as fake:
+        fake.flags["data_loss"].add("20260101")
+        result = definitions(warehouse, fake, tmp_path).resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=[TRAFFIC_KEY, TRANSACTIONS_KEY, dg.AssetKey(["staging", "exchange_rates"]), *marts],
+            partition_key=FIRST.isoformat(), instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    failed = sorted((e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()
+                    if not e.passed)
+    assert failed == [("raw/ga4_daily_traffic", "no_data_loss_from_other_row"),
+                      ("raw/ga4_transactions", "no_data_loss_from_other_row")]
+    started = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
+    assert "marts__order_attribution" not in started and "marts__campaign_performance" not in started
 
 
 def test_without_a_property_id_the_sample_is_read_and_no_client_is_built(warehouse, sample_landing, run_day_key,

@@ -41,6 +41,9 @@ def write(landing, name, columns, rows):
 
 
 def run(warehouse, landing, instance=None):
+    (landing / "ga4").mkdir(exist_ok=True)
+    for report in ("daily_traffic", "transactions"):  # the GA4 sample of a property that saw nothing
+        (landing / "ga4" / f"{report}.jsonl").touch()
     instance = instance or dg.DagsterInstance.ephemeral()
     outcome = run_day(build_definitions(warehouse, str(landing)), DAY, instance, "ERROR")
     assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
@@ -54,9 +57,6 @@ def values(warehouse, sql):
 def landed(tmp_path):
     write(tmp_path, "contacts.csv", CONTACT_COLUMNS, CONTACTS)
     write(tmp_path, "orders.csv", ORDER_COLUMNS, ORDERS)
-    (tmp_path / "ga4").mkdir()
-    for report in ("daily_traffic", "transactions"):  # a GA4 property that saw nothing
-        (tmp_path / "ga4" / f"{report}.jsonl").write_text("", encoding="utf-8")
     return tmp_path
 
 
