@@ -1,6 +1,6 @@
 """Benchmark: a week of a large GA4 report, read through the real client from the local fake, into DuckDB.
 
-    make bench     # or: .venv/bin/python -m benchmarks.ga4_ingest [--rows-per-day 100000] [--pairs 3]
+    make bench     # or: .venv/bin/python -m benchmarks.ga4_ingest [--rows-per-day 40000] [--pairs 3]
 
 Baseline: the real `google-analytics-data` client reading every page of the range request (HTTP, JSON,
 protobuf), nothing else. Ours: what `raw/ga4_daily_traffic` does with the same pages: gather rows by day,
@@ -77,7 +77,7 @@ def run(which: str, rows_per_day: int, pair: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows-per-day", type=int, default=100_000)
+    parser.add_argument("--rows-per-day", type=int, default=40_000)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--one", choices=["ours", "baseline"])
     parser.add_argument("--db", type=Path)
