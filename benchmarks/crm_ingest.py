@@ -17,13 +17,12 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
+from benchmarks.fresh_process import OUT, measure
+
 CONTACT_ROWS_PER_PERSON = 1.125  # what the generator's seed 42 produces
 ORDER_WEIGHTS = (0, 10, 55, 35)  # 2.25 orders per person: 2M orders for 1M contacts
 
@@ -132,15 +131,6 @@ def measure_one(which: str, crm: Path, db: Path) -> None:
     }))
 
 
-def run(which: str, crm: Path, pair: int) -> dict:
-    db = OUT / f"{which}_{pair}.duckdb"
-    db.unlink(missing_ok=True)
-    output = subprocess.run([sys.executable, "-m", "benchmarks.crm_ingest", "--one", which, "--crm", str(crm),
-                             "--db", str(db)], check=True, capture_output=True, text=True).stdout
-    db.unlink(missing_ok=True)
-    return json.loads(output.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
@@ -156,11 +146,11 @@ def main() -> None:
     crm = ensure_files(args.contacts)
     ratios: dict[str, list[float]] = {"ours": [], "ours_warm": []}
     for pair in range(args.pairs):
-        base = run("baseline", crm, pair)
+        base = measure("benchmarks.crm_ingest", "baseline", pair, "--crm", str(crm))
         print(f"pair {pair + 1}: baseline {base['seconds']:.2f}s ({base['rows']} rows, "
               f"{base['peak_rss_mib']:.0f} MiB)")
         for which in ratios:
-            mine = run(which, crm, pair)
+            mine = measure("benchmarks.crm_ingest", which, pair, "--crm", str(crm))
             ratios[which].append(mine["seconds"] / base["seconds"])
             print(f"  {which}: {mine['seconds']:.2f}s = {ratios[which][-1]:.2f}x ({mine['rows']} rows read, "
                   f"{mine['peak_rss_mib']:.0f} MiB) | into raw "

@@ -15,13 +15,13 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
+from benchmarks.fresh_process import OUT, measure
+
 FIRST = date(2026, 11, 1)
 DAYS = 7
 
@@ -66,15 +66,6 @@ def measure_one(which: str, rows_per_day: int, db: Path) -> None:
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def run(which: str, rows_per_day: int, pair: int) -> dict:
-    db = OUT / f"ga4_{which}_{pair}.duckdb"
-    db.unlink(missing_ok=True)
-    output = subprocess.run([sys.executable, "-m", "benchmarks.ga4_ingest", "--one", which, "--rows-per-day",
-                             str(rows_per_day), "--db", str(db)], check=True, capture_output=True, text=True).stdout
-    db.unlink(missing_ok=True)
-    return json.loads(output.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows-per-day", type=int, default=40_000)
@@ -88,7 +79,8 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     ratios = []
     for pair in range(args.pairs):
-        base, mine = run("baseline", args.rows_per_day, pair), run("ours", args.rows_per_day, pair)
+        base, mine = (measure("benchmarks.ga4_ingest", which, pair, "--rows-per-day", str(args.rows_per_day))
+                      for which in ("baseline", "ours"))
         ratios.append(mine["seconds"] / base["seconds"])
         print(f"pair {pair + 1}: baseline {base['seconds']:.2f}s ({base['rows']} rows in {base['requests']} "
               f"requests, {base['peak_rss_mib']:.0f} MiB) | ours {mine['seconds']:.2f}s = {ratios[-1]:.2f}x "

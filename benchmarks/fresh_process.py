@@ -1,0 +1,18 @@
+"""Each benchmark measurement runs in a fresh interpreter on a fresh DuckDB file, so peak RSS is its own."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def measure(module: str, which: str, pair: int, *arguments: str) -> dict:
+    """Run `python -m <module> --one <which> --db <file> <arguments>` and return the JSON line it prints last."""
+    db = OUT / f"{module.rsplit('.', 1)[-1]}_{which}_{pair}.duckdb"
+    db.unlink(missing_ok=True)
+    output = subprocess.run([sys.executable, "-m", module, "--one", which, "--db", str(db), *arguments],
+                            check=True, capture_output=True, text=True).stdout
+    db.unlink(missing_ok=True)
+    return json.loads(output.strip().splitlines()[-1])
