@@ -106,7 +106,7 @@ class Ga4Source(Protocol):
 class Ga4ApiSource:
     def __init__(self, client, property_id: str, page_size: int, retry: Retry, timeout: float) -> None:
         self.client = client
-        self.property = f"properties/{property_id}"
+        self.property = f"properties/{property_id.removeprefix('properties/')}"
         self.label = f"ga4:{self.property}"
         self.page_size = page_size
         self.retry = retry
