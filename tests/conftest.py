@@ -113,7 +113,7 @@ def pytest_unconfigure(config):
     refleaks documentation). They would bury the summary line CI reads, and there is nothing left to do.
     """
     status = getattr(config, "cdp_exitstatus", None)
-    if status is not None:
+    if status is not None and not hasattr(config, "workerinput"):  # xdist workers report to the controller
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
