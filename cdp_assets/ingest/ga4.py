@@ -181,16 +181,20 @@ def _arrow(report: Ga4Report, fetch: Fetch, days: Iterable[date]) -> pa.Table:
     columns = _columns(report, fetch.metric_types)[1:1 + len(report.dimensions) + len(report.metrics)]
     rows = [row for day in days for row in fetch.rows_by_day.get(day, [])]
     arrays = []
-    for index, (_name, kind) in enumerate(columns):
+    for index, (name, kind) in enumerate(columns):
         values = [row[index] for row in rows]
-        if kind == "DATE":
-            arrays.append(pa.array([datetime.strptime(v, "%Y%m%d").date() for v in values], pa.date32()))
-        elif kind == "BIGINT":
-            arrays.append(pa.array([int(v) for v in values], pa.int64()))
-        elif kind == "DOUBLE":
-            arrays.append(pa.array([float(v) for v in values], pa.float64()))
-        else:
-            arrays.append(pa.array(values, pa.string()))
+        try:
+            if kind == "DATE":
+                arrays.append(pa.array([datetime.strptime(v, "%Y%m%d").date() for v in values], pa.date32()))
+            elif kind == "BIGINT":
+                arrays.append(pa.array([int(v) for v in values], pa.int64()))
+            elif kind == "DOUBLE":
+                arrays.append(pa.array([float(v) for v in values], pa.float64()))
+            else:
+                arrays.append(pa.array(values, pa.string()))
+        except ValueError as error:
+            raise ValueError(f"{fetch.source}: report {report.name} column {name} ({kind}) holds a value that is "
+                             f"not one: {error}") from None
     return pa.table(arrays, names=[name for name, _ in columns])
 
 
@@ -356,6 +360,8 @@ def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition,
         source = ga4.source(landing.ga4_dir, on_retry=on_retry)
         try:
             fetch, stop = read_range(source, report, start, end)
+        except (FileNotFoundError, ValueError) as error:  # no sample, or a sample that is not the API's shape
+            raise dg.Failure(str(error)) from None
         except google_errors.RetryError as error:
             raise dg.Failure(f"GA4 kept failing for {report.table} {start}..{end} until the retry deadline "
                              f"({ga4.retry_deadline_seconds:.0f} s): {error.cause or error}") from None
@@ -372,7 +378,10 @@ def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition,
                                                           metadata={"rows": result.rows, "tokens": result.tokens}))
             raise dg.Failure(quota_message(report, stop, saved, left), allow_retries=False)
         rows_before = _day_before_rows(warehouse, report, start - timedelta(days=1))
-        results = save_days(warehouse, report, fetch, all_days, (start, end), property_id, context.run_id)
+        try:
+            results = save_days(warehouse, report, fetch, all_days, (start, end), property_id, context.run_id)
+        except ValueError as error:  # a value that is not its column's type, or a report whose columns changed
+            raise dg.Failure(str(error)) from None
         with warehouse.begin() as conn:
             schema = warehouse.column_schema(conn, report.table)
         rows = sum(r.rows for r in results)

@@ -168,7 +168,10 @@ class Ga4SampleSource:
         rows = []
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
-                record = json.loads(line)
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}:{number} is not a JSON object: {error}") from None
                 if not first <= record.get("date", "") <= last:
                     continue
                 missing = [f for f in (*report.dimensions, *report.metrics) if f not in record]

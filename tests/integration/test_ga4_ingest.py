@@ -1,5 +1,6 @@
 """GA4 reports through Dagster into the warehouse, with the real client talking to the local fake."""
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -262,3 +263,26 @@ def test_a_transient_error_is_retried_and_logged(warehouse, tmp_path, status):
     assert answered == [status, status, 200, 200]
     event = instance.get_latest_materialization_event(TRAFFIC_KEY).asset_materialization
     assert event.metadata["retries"].value == 2
+
+
+def test_a_sample_line_that_is_not_json_fails_the_run_naming_file_and_line(warehouse, tmp_path):
+    (tmp_path / "ga4").mkdir()
+    first_row = json.dumps(next(ga4_traffic_rows(FIRST, FIRST)))
+    (tmp_path / "ga4" / "daily_traffic.jsonl").write_text(f"{first_row}\n{{broken\n", encoding="utf-8")
+    result = ga4_run(build_definitions(warehouse, str(tmp_path)), FIRST, FIRST)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert f"{tmp_path / 'ga4' / 'daily_traffic.jsonl'}:2 is not a JSON object" in (
+        failure.step_failure_data.user_failure_data.description)
+
+
+def test_a_metric_value_that_is_not_a_number_fails_the_run_naming_the_column(warehouse, tmp_path):
+    rows = [dict(row, sessions="n/a") for row in ga4_traffic_rows(FIRST, FIRST)]
+    (tmp_path / "ga4").mkdir()
+    (tmp_path / "ga4" / "daily_traffic.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows),
+                                                         encoding="utf-8")
+    result = ga4_run(build_definitions(warehouse, str(tmp_path)), FIRST, FIRST)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "report daily_traffic column sessions (BIGINT) holds a value that is not one" in (
+        failure.step_failure_data.user_failure_data.description)
+    with warehouse.begin() as conn:
+        assert not warehouse.table_exists(conn, "raw.ga4_daily_traffic")
