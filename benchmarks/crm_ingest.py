@@ -13,7 +13,6 @@ not timed. Peak RSS is the measuring process's (the phone workers are separate i
 one chunk of values).
 """
 
-import argparse
 import json
 import resource
 import statistics
@@ -21,7 +20,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from benchmarks.fresh_process import OUT, measure
+from benchmarks.fresh_process import OUT, measure, parser
 
 CONTACT_ROWS_PER_PERSON = 1.125  # what the generator's seed 42 produces
 ORDER_WEIGHTS = (0, 10, 55, 35)  # 2.25 orders per person: 2M orders for 1M contacts
@@ -132,13 +131,10 @@ def measure_one(which: str, crm: Path, db: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--contacts", type=int, default=1_000_000)
-    parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--one", choices=["ours", "ours_warm", "baseline"])
-    parser.add_argument("--crm", type=Path)
-    parser.add_argument("--db", type=Path)
-    args = parser.parse_args()
+    arguments = parser(__doc__, ["ours", "ours_warm", "baseline"])
+    arguments.add_argument("--contacts", type=int, default=1_000_000)
+    arguments.add_argument("--crm", type=Path)
+    args = arguments.parse_args()
     if args.one:
         measure_one(args.one, args.crm, args.db)
         return

@@ -1,5 +1,6 @@
 """Each benchmark measurement runs in a fresh interpreter on a fresh DuckDB file, so peak RSS is its own."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -16,3 +17,12 @@ def measure(module: str, which: str, pair: int, *arguments: str) -> dict:
                             check=True, capture_output=True, text=True).stdout
     db.unlink(missing_ok=True)
     return json.loads(output.strip().splitlines()[-1])
+
+
+def parser(doc: str, contenders: list[str]) -> argparse.ArgumentParser:
+    """The options every benchmark takes: how many pairs, and the hidden `--one`/`--db` of a single measurement."""
+    arguments = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    arguments.add_argument("--pairs", type=int, default=3)
+    arguments.add_argument("--one", choices=contenders)
+    arguments.add_argument("--db", type=Path)
+    return arguments

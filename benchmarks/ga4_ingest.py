@@ -11,7 +11,6 @@ encoding is in both timings. Each measurement runs in a fresh process on a fresh
 the median over the pairs; peak RSS is the process's.
 """
 
-import argparse
 import json
 import resource
 import statistics
@@ -20,7 +19,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from benchmarks.fresh_process import OUT, measure
+from benchmarks.fresh_process import OUT, measure, parser
 
 FIRST = date(2026, 11, 1)
 DAYS = 7
@@ -67,12 +66,9 @@ def measure_one(which: str, rows_per_day: int, db: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows-per-day", type=int, default=40_000)
-    parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--one", choices=["ours", "baseline"])
-    parser.add_argument("--db", type=Path)
-    args = parser.parse_args()
+    arguments = parser(__doc__, ["ours", "baseline"])
+    arguments.add_argument("--rows-per-day", type=int, default=40_000)
+    args = arguments.parse_args()
     if args.one:
         measure_one(args.one, args.rows_per_day, args.db)
         return

@@ -85,9 +85,10 @@ def backfill_ga4(defs: dg.Definitions, first: date, last: date, instance: dg.Dag
     """Materialize every GA4 report for [first, last], one Dagster run per backfill chunk (as the UI's
     asset backfill does with their BackfillPolicy). Stops at the first chunk that fails."""
     from cdp_assets.ingest.ga4 import DAYS_PER_RUN
+    from cdp_assets.ingest.ga4_reports import load_reports
     from cdp_assets.schedules import partition_range_tags
 
-    keys = [key for key in defs.resolve_all_asset_keys() if key.path[0] == "raw" and key.path[1].startswith("ga4_")]
+    keys = [dg.AssetKey(report.asset_key) for report in load_reports()]
     job = defs.resolve_implicit_global_asset_job_def()
     outcomes = []
     for start, end in chunks(first, last, DAYS_PER_RUN):

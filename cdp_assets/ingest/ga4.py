@@ -329,7 +329,7 @@ def read_range(source: Ga4Source, report: Ga4Report, start: date, end: date) -> 
 
 def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition, dialect: str) -> dg.AssetsDefinition:
     """One asset for one report in `ga4_reports.yaml`."""
-    key = dg.AssetKey(["raw", f"ga4_{report.name}"])
+    key = dg.AssetKey(report.asset_key)
 
     @dg.asset(
         key=key,
@@ -369,19 +369,23 @@ def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition,
             raise dg.Failure(f"GA4 refused report {report.name} for {start}..{end}: {error.message}") from None
         all_days = days_between(start, end)
         property_id = str(ga4.property_id) if ga4.configured else "sample"
+
+        def save(days: list[date]) -> list[DayResult]:
+            try:
+                return save_days(warehouse, report, fetch, days, (start, end), property_id, context.run_id)
+            except ValueError as error:  # a value that is not its column's type, or the report's columns changed
+                raise dg.Failure(str(error)) from None
+
         if stop is not None:
             # Pages come ordered by date, so every day before the last one seen is complete.
             saved = [d for d in all_days if fetch.last_day is not None and d < fetch.last_day]
             left = [d for d in all_days if d not in saved]
-            for result in save_days(warehouse, report, fetch, saved, (start, end), property_id, context.run_id):
+            for result in save(saved):
                 context.log_event(dg.AssetMaterialization(asset_key=key, partition=result.day.isoformat(),
                                                           metadata={"rows": result.rows, "tokens": result.tokens}))
             raise dg.Failure(quota_message(report, stop, saved, left), allow_retries=False)
         rows_before = _day_before_rows(warehouse, report, start - timedelta(days=1))
-        try:
-            results = save_days(warehouse, report, fetch, all_days, (start, end), property_id, context.run_id)
-        except ValueError as error:  # a value that is not its column's type, or a report whose columns changed
-            raise dg.Failure(str(error)) from None
+        results = save(all_days)
         with warehouse.begin() as conn:
             schema = warehouse.column_schema(conn, report.table)
         rows = sum(r.rows for r in results)

@@ -68,6 +68,11 @@ class Ga4Report:
         return f"raw.ga4_{self.name}"
 
     @property
+    def asset_key(self) -> list[str]:
+        """The asset's key path, `raw/ga4_<name>`, the same as its table."""
+        return self.table.split(".")
+
+    @property
     def filter_expression(self) -> FilterExpression | None:
         if self.dimension_filter is None:
             return None
