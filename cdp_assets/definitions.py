@@ -11,7 +11,7 @@ from cdp_assets.activation.assets import meta_audience_asset, meta_capi_asset
 from cdp_assets.activation.config import load_audience_syncs, load_destinations
 from cdp_assets.audiences.memberships import memberships_asset
 from cdp_assets.checks.gates import GATES, gate_check
-from cdp_assets.identity.graph import identity_graph
+from cdp_assets.identity.assets import identity_asset
 from cdp_assets.ingest.crm_entities import CONTACTS, ORDERS
 from cdp_assets.ingest.crm_files import crm_file_asset
 from cdp_assets.ingest.crm_sensor import CRM_INGEST_JOB, crm_files_sensor
@@ -70,7 +70,7 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
                   for entity in (CONTACTS, ORDERS)]
     ga4_assets = [ga4_report_asset(report, partitions, dialect) for report in load_reports()]
     python_assets = [deletions, privacy_list_asset(SUPPRESSIONS, dialect), *crm_assets, hubspot_extracts,
-                     identity_graph, deletion_status_asset(dialect), *ga4_assets, exchange_rates_asset(dialect)]
+                     identity_asset(), deletion_status_asset(dialect), *ga4_assets, exchange_rates_asset(dialect)]
     python_keys = {key for a in python_assets for key in a.keys}
     models = load_models(SQL_ROOT, external=python_keys)
     audience_keys = [m.key for m in models if m.key.path[0] == "audiences"]

@@ -57,7 +57,7 @@ ads AS (
 SELECT
     r.contact_id, r.email, r.phone_e164, r.first_name, r.last_name, r.city, r.state, r.postal_code, r.country,
     r.ga_client_id, m.consent_marketing, m.consent_marketing_at, a.consent_ads_personalization,
-    a.consent_ads_personalization_at, r.updated_at, r.source_file, r.line_number
+    a.consent_ads_personalization_at, r.updated_at, r.source_file, r.line_number, r.loaded_at
 FROM ranked AS r
 LEFT JOIN marketing AS m ON m.contact_id = r.contact_id
 LEFT JOIN ads AS a ON a.contact_id = r.contact_id

@@ -1,0 +1,99 @@
+"""Records and record -> identifier edges, with the guard that drops each refused edge and why.
+
+Every statement here runs inside the identity step's transaction and leaves temp tables:
+
+- `_cdp_records(rid, record_key, record_type, holder, t_<type>...)`: one row per record, its normalized
+  identifiers in one column per type. `holder` is who the record counts as towards a value's degree.
+- `_cdp_edges(rid, nid, type_rank, record_key, id_type, id_value, holder, dropped_reason)`: one row per
+  record -> identifier edge. `nid` numbers the identifier values for the connected-components kernel;
+  `dropped_reason` is NULL when the edge links.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from cdp_assets.identity.config import IdentifierType, IdentityConfig, Source
+
+NORMALIZE_SQL = {"none": "{}", "trim": "trim({})", "lowercase": "lower(trim({}))"}
+LIMIT_REASON = "profile limit: more than {limit} {type} values in one profile"
+
+
+def literal(value: str) -> str:
+    return exp.Literal.string(value).sql(dialect="duckdb")
+
+
+def type_column(id_type: str) -> str:
+    return f"t_{id_type}"
+
+
+def _source_select(config: IdentityConfig, source: Source, where: str) -> str:
+    record_key = f"{literal(source.name + ':')} || CAST(s.{source.key} AS VARCHAR)"
+    columns = []
+    for id_type in config.types:
+        column = source.identifiers.get(id_type.name)
+        value = NORMALIZE_SQL[id_type.normalize].format(f"CAST(s.{column} AS VARCHAR)") if column else "NULL"
+        columns.append(f"{value} AS {type_column(id_type.name)}")
+    holder = record_key
+    if source.degree_key:
+        kind = config.type(source.degree_key)
+        value = NORMALIZE_SQL[kind.normalize].format(f"CAST(s.{source.identifiers[source.degree_key]} AS VARCHAR)")
+        holder = f"coalesce({literal(kind.name + ':')} || {value}, {record_key})"
+    return (f"SELECT {record_key} AS record_key, {literal(source.name)} AS record_type, {holder} AS holder, "
+            f"{', '.join(columns)} FROM {source.table} AS s WHERE s.{source.key} IS NOT NULL{where}")
+
+
+def records_sql(config: IdentityConfig, where: dict[str, str] | None = None) -> str:
+    """SELECT of every record of every source; `where` adds a condition (over alias `s`) per source name."""
+    where = where or {}
+    selects = [_source_select(config, s, f" AND ({where[s.name]})" if s.name in where else "")
+               for s in config.sources if s.name in where or not where]
+    return "SELECT row_number() OVER () AS rid, r.* FROM (" + " UNION ALL ".join(selects) + ") AS r"
+
+
+def _own_key_types(config: IdentityConfig) -> list[tuple[str, str]]:
+    """(record type, identifier type) pairs where the identifier is the record's own key: never blocked."""
+    return [(s.name, t) for s in config.sources for t, c in s.identifiers.items() if c == s.key]
+
+
+def reason_sql(config: IdentityConfig, holders: str) -> str:
+    """CASE giving the guard that refuses an edge `e` whose value has `holders` distinct holders."""
+    exact = ", ".join(literal(v) for v in config.blocked_exact) or "NULL"
+    pattern = "|".join(f"(?:{p})" for p in config.blocked_patterns)
+    own = " OR ".join(f"(e.record_type = {literal(r)} AND e.id_type = {literal(t)})"
+                      for r, t in _own_key_types(config)) or "FALSE"
+    caps = " ".join(f"WHEN e.id_type = {literal(t.name)} AND {holders} > {t.max_records} "
+                    f"THEN {literal(f'shared by more than {t.max_records} records')}"
+                    for t in config.types if t.max_records)
+    return f"""CASE
+        WHEN {own} THEN NULL
+        WHEN lower(e.id_value) IN ({exact}) THEN 'blocked value'
+        {f"WHEN regexp_matches(lower(e.id_value), {literal(pattern)}) THEN 'blocked pattern'" if pattern else ""}
+        {caps}
+    END"""
+
+
+def unpivot_sql(config: IdentityConfig, records: str = "_cdp_records") -> str:
+    """One row per (record, identifier) of `records`, which has a `t_<type>` column per identifier type."""
+    return " UNION ALL ".join(
+        f"SELECT rid, record_key, record_type, holder, {literal(t.name)} AS id_type, {t.priority} AS type_rank, "
+        f"{type_column(t.name)} AS id_value FROM {records} WHERE {type_column(t.name)} IS NOT NULL"
+        for t in config.types)
+
+
+def edges_sql(config: IdentityConfig) -> str:
+    """SELECT of every edge of `_cdp_records`, numbered and judged by the guards."""
+    return f"""
+WITH e AS ({unpivot_sql(config)}),
+v AS (
+    SELECT id_type, id_value, count(DISTINCT holder) AS holders, row_number() OVER () AS nid
+    FROM e GROUP BY id_type, id_value
+)
+SELECT e.rid, v.nid, e.type_rank, e.record_key, e.record_type, e.id_type, e.id_value, e.holder, v.holders,
+       {reason_sql(config, 'v.holders')} AS dropped_reason
+FROM e JOIN v ON v.id_type = e.id_type AND v.id_value = e.id_value
+"""
+
+
+def limited_types(config: IdentityConfig) -> list[IdentifierType]:
+    return [t for t in config.types if t.max_per_profile]
