@@ -83,10 +83,12 @@ def unpivot_sql(config: IdentityConfig, records: str = "_cdp_records") -> str:
 
 def edges_sql(config: IdentityConfig) -> str:
     """SELECT of every edge of `_cdp_records`, numbered and judged by the guards."""
+    # Without degree keys every record is its own holder and holds a value once per type: count(*) is exact.
+    holders = "count(DISTINCT holder)" if any(s.degree_key for s in config.sources) else "count(*)"
     return f"""
 WITH e AS ({unpivot_sql(config)}),
 v AS (
-    SELECT id_type, id_value, count(DISTINCT holder) AS holders, row_number() OVER () AS nid
+    SELECT id_type, id_value, {holders} AS holders, row_number() OVER () AS nid
     FROM e GROUP BY id_type, id_value
 )
 SELECT e.rid, v.nid, e.type_rank, e.record_key, e.record_type, e.id_type, e.id_value, e.holder, v.holders,

@@ -66,20 +66,39 @@ def save_watermarks(warehouse: WarehouseResource, conn: Connection, config: Iden
                       {"source": source.name, "fingerprint": config.fingerprint})
 
 
+# The edge table is the one physical copy of the graph; identifiers and audit are views over it, so a run
+# writes each edge once and an incremental run has nothing else to keep in step.
+VIEWS = {
+    "core.profile_identifiers": "SELECT DISTINCT profile_id, id_type, id_value FROM core.identity_edges "
+                                "WHERE dropped_reason IS NULL",
+    "core.identity_audit": "SELECT record_key, id_type, id_value, dropped_reason AS reason, profile_id "
+                           "FROM core.identity_edges WHERE dropped_reason IS NOT NULL",
+}
+
+
+def check_unique_records(warehouse: WarehouseResource, conn: Connection) -> None:
+    """Refuse a source that holds one record key twice: the record could not belong to one profile."""
+    duplicate = warehouse.run(conn, "SELECT record_key, count(*) FROM _cdp_records GROUP BY record_key "
+                                    "HAVING count(*) > 1 LIMIT 1").first()
+    if duplicate:
+        raise ValueError(f"identity: record {duplicate[0]} appears {duplicate[1]} times in its source table; "
+                         "a source's key column must be unique (see cdp_assets/config/identity.yaml)")
+
+
 def write_outputs(warehouse: WarehouseResource, conn: Connection) -> None:
     """Replace the published identity tables from the run's `_cdp_edges` and `_cdp_assign`."""
-    warehouse.run(conn, f"DELETE FROM {RECORD_PROFILES.name}")
-    warehouse.run(conn, f"INSERT INTO {RECORD_PROFILES.name} SELECT record_key, record_type, profile_id "
-                        "FROM _cdp_assign")
+    warehouse.replace_table(conn, RECORD_PROFILES.name, "SELECT record_key, record_type, profile_id FROM _cdp_assign")
+    for view in VIEWS:  # PostgreSQL binds views to the table they read, so they go first and come back after
+        if warehouse.table_exists(conn, view):
+            kind = "VIEW" if warehouse.scalar(conn, "SELECT count(*) FROM information_schema.views WHERE "
+                                                    "table_schema || '.' || table_name = :v", {"v": view}) else "TABLE"
+            conn.exec_driver_sql(f"DROP {kind} {view}")
     warehouse.replace_table(conn, "core.identity_edges", """
-        SELECT e.record_key, e.record_type, e.id_type, e.id_value, e.holder, e.holders, e.dropped_reason,
-               a.profile_id
+        SELECT e.record_key, e.id_type, e.id_value, nullif(e.holder, e.record_key) AS holder, e.holders,
+               e.dropped_reason, a.profile_id
         FROM _cdp_edges AS e JOIN _cdp_assign AS a ON a.rid = e.rid""")
-    warehouse.replace_table(conn, "core.profile_identifiers", """
-        SELECT DISTINCT profile_id, id_type, id_value FROM core.identity_edges WHERE dropped_reason IS NULL""")
-    warehouse.replace_table(conn, "core.identity_audit", """
-        SELECT record_key, id_type, id_value, dropped_reason AS reason, profile_id
-        FROM core.identity_edges WHERE dropped_reason IS NOT NULL""")
+    for view, select in VIEWS.items():
+        conn.exec_driver_sql(f"CREATE VIEW {view} AS {warehouse.sql(select)}")
 
 
 def summarize(warehouse: WarehouseResource, conn: Connection, config: IdentityConfig, run: IdentityRun) -> IdentityRun:
@@ -107,6 +126,7 @@ def full_run(warehouse: WarehouseResource, conn: Connection, config: IdentityCon
     ensure_state(warehouse, conn)
     drop_temps(warehouse, conn)
     warehouse.run(conn, f"CREATE TEMP TABLE _cdp_records AS {records_sql(config)}")
+    check_unique_records(warehouse, conn)
     warehouse.run(conn, f"CREATE TEMP TABLE _cdp_edges AS {edges_sql(config)}")
     solution = solve(warehouse, conn, config, config.engine)
     changes = assign(warehouse, conn, RECORD_PROFILES.name, run_id)

@@ -25,6 +25,7 @@ from cdp_assets.identity.edges import LIMIT_REASON, literal, reason_sql, records
 from cdp_assets.identity.graph import (
     IDENTITY_STATE,
     IdentityRun,
+    check_unique_records,
     drop_temps,
     ensure_state,
     full_run,
@@ -63,6 +64,7 @@ def _find_changes(warehouse: WarehouseResource, conn: Connection, config: Identi
     newer = {s.name: f"CAST(s.{s.loaded_at} AS TIMESTAMP) > {_timestamp(state[s.name].loaded_through)}"
              if state[s.name].loaded_through else "TRUE" for s in config.sources}
     warehouse.run(conn, f"CREATE TEMP TABLE _cdp_records AS {records_sql(config, newer)}")
+    check_unique_records(warehouse, conn)
     warehouse.run(conn, "CREATE TEMP TABLE _cdp_gone (record_key VARCHAR, record_type VARCHAR)")
     stored = dict(warehouse.run(conn, f"SELECT record_type, count(*) FROM {RECORD_PROFILES.name} "
                                       "GROUP BY record_type").fetchall())
@@ -100,7 +102,7 @@ def _affected_profiles(warehouse: WarehouseResource, conn: Connection, config: I
     warehouse.run(conn, """
         CREATE TEMP TABLE _cdp_touched AS
         SELECT id_type, id_value, count(DISTINCT holder) AS holders FROM (
-            SELECT id_type, id_value, holder FROM _cdp_hits UNION ALL
+            SELECT id_type, id_value, coalesce(holder, record_key) AS holder FROM _cdp_hits UNION ALL
             SELECT id_type, id_value, holder FROM _cdp_new_edges) AS h
         GROUP BY id_type, id_value""")
     warehouse.run(conn, """
@@ -130,7 +132,9 @@ def _build_subgraph(warehouse: WarehouseResource, conn: Connection, config: Iden
         CREATE TEMP TABLE _cdp_sub_edges AS
         SELECT n.record_key, n.record_type, n.holder, n.id_type, n.id_value FROM _cdp_new_edges AS n
         UNION ALL
-        SELECT e.record_key, e.record_type, e.holder, e.id_type, e.id_value FROM core.identity_edges AS e
+        SELECT e.record_key, split_part(e.record_key, ':', 1), coalesce(e.holder, e.record_key), e.id_type,
+               e.id_value
+        FROM core.identity_edges AS e
         WHERE e.profile_id IN (SELECT profile_id FROM _cdp_affected)
           AND e.record_key NOT IN (SELECT record_key FROM _cdp_changed)""")
     warehouse.run(conn, "ALTER TABLE _cdp_records RENAME TO _cdp_new_records")
@@ -166,27 +170,16 @@ def _build_subgraph(warehouse: WarehouseResource, conn: Connection, config: Iden
 
 
 def _write_back(warehouse: WarehouseResource, conn: Connection) -> None:
-    """Replace the affected profiles' rows (and the removed records') in every identity table."""
-    gone = "SELECT profile_id FROM _cdp_affected"
-    warehouse.run(conn, f"DELETE FROM core.record_profiles WHERE profile_id IN ({gone})")
+    """Replace the affected profiles' rows (and the removed records') in the record map and the edge table."""
+    affected = "SELECT profile_id FROM _cdp_affected"
+    warehouse.run(conn, f"DELETE FROM core.record_profiles WHERE profile_id IN ({affected})")
     warehouse.run(conn, "INSERT INTO core.record_profiles SELECT record_key, record_type, profile_id FROM _cdp_assign")
-    warehouse.run(conn, f"DELETE FROM core.identity_edges WHERE profile_id IN ({gone})")
+    warehouse.run(conn, f"DELETE FROM core.identity_edges WHERE profile_id IN ({affected})")
     warehouse.run(conn, """
         INSERT INTO core.identity_edges
-        SELECT e.record_key, e.record_type, e.id_type, e.id_value, e.holder, e.holders, e.dropped_reason, a.profile_id
+        SELECT e.record_key, e.id_type, e.id_value, nullif(e.holder, e.record_key), e.holders, e.dropped_reason,
+               a.profile_id
         FROM _cdp_edges AS e JOIN _cdp_assign AS a ON a.rid = e.rid""")
-    fresh = "SELECT DISTINCT profile_id FROM _cdp_assign"
-    warehouse.run(conn, f"DELETE FROM core.profile_identifiers WHERE profile_id IN ({gone}) "
-                        f"OR profile_id IN ({fresh})")
-    warehouse.run(conn, f"""
-        INSERT INTO core.profile_identifiers
-        SELECT DISTINCT profile_id, id_type, id_value FROM core.identity_edges
-        WHERE dropped_reason IS NULL AND profile_id IN ({fresh})""")
-    warehouse.run(conn, f"DELETE FROM core.identity_audit WHERE profile_id IN ({gone}) OR profile_id IN ({fresh})")
-    warehouse.run(conn, f"""
-        INSERT INTO core.identity_audit
-        SELECT record_key, id_type, id_value, dropped_reason, profile_id FROM core.identity_edges
-        WHERE dropped_reason IS NOT NULL AND profile_id IN ({fresh})""")
 
 
 def incremental_run(warehouse: WarehouseResource, conn: Connection, config: IdentityConfig,

@@ -14,9 +14,17 @@ from sqlalchemy.engine import Connection
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
 
+# Version 2 drops the primary key: its index cost more than the rest of the write at a million records,
+# and the identity run itself refuses duplicate record keys before anything is written.
 RECORD_PROFILES = StateTable(
     "core.record_profiles",
-    "CREATE TABLE core.record_profiles (record_key VARCHAR PRIMARY KEY, record_type VARCHAR, profile_id VARCHAR)",
+    "CREATE TABLE core.record_profiles (record_key VARCHAR, record_type VARCHAR, profile_id VARCHAR)",
+    version=2,
+    migrations={2: [
+        "CREATE TABLE core.record_profiles_v2 AS SELECT record_key, record_type, profile_id FROM core.record_profiles",
+        "DROP TABLE core.record_profiles",
+        "ALTER TABLE core.record_profiles_v2 RENAME TO record_profiles",
+    ]},
 )
 PROFILE_MERGES = StateTable(
     "core.profile_merges",
