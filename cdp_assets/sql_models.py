@@ -12,8 +12,9 @@ Known settings: `partition_column` (a timestamp column; the model becomes daily-
 run replaces only its day's rows) and `owners` (comma-separated). A cycle, an unknown table, or an
 unknown setting is a load-time error that names the file.
 
-`{{ timezone }}` in a model is replaced by CDP_TIMEZONE (for local dates of UTC timestamps); it is
-part of the code version, so changing the time zone marks the model's table as stale in the UI.
+`{{ timezone }}` in a model is replaced by CDP_TIMEZONE (for local dates of UTC timestamps) and
+`{{ golden_<field> }}` by the golden-record rule of `cdp_assets/config/golden_record.yaml`; they are
+part of the code version, so changing either marks the model's table as stale in the UI.
 """
 
 
@@ -31,6 +32,7 @@ from sqlglot import exp
 from sqlglot.lineage import lineage
 
 from cdp_assets import settings
+from cdp_assets.identity.golden_record import golden_record_variables
 from cdp_assets.resources.warehouse import WarehouseResource
 
 SQL_ROOT = Path(__file__).resolve().parent.parent / "dbt_like_sql"
@@ -96,8 +98,8 @@ def referenced_tables(path: Path, sql: str) -> set[tuple[str, str]]:
 
 
 def render(path: Path, text: str) -> str:
-    """Replace `{{ name }}` variables; only `timezone` (CDP_TIMEZONE) exists."""
-    values = {"timezone": settings.timezone().key}
+    """Replace `{{ name }}` variables: `timezone` (CDP_TIMEZONE) and the golden-record rules `golden_<field>`."""
+    values = {"timezone": settings.timezone().key, **golden_record_variables()}
 
     def value(match: re.Match) -> str:
         name = match.group(1)

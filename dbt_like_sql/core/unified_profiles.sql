@@ -1,29 +1,33 @@
 -- One row per person: the golden record and computed traits of everything identity stitched together.
--- Each contact field comes from the most recently updated contact that has it (orders fill in email and
--- phone for guests); ties go to the lowest record key, so every run and warehouse picks the same value.
--- Order traits count conversions only (completed, paid, fulfilled).
+-- Each contact field follows its rule in cdp_assets/config/golden_record.yaml (source priority, then
+-- recency; ties to the lowest record key), so every run and warehouse picks the same value.
+-- Order traits count conversions only (completed, paid, fulfilled). Lifetime value is in the currency of
+-- the latest order (never summed across currencies); lifetime_value_reporting converts every order with
+-- staging.exchange_rates. RFM scores are quintiles among purchasers (5 = most recent, frequent, valuable).
+-- preferred_channel is the GA4 source / medium most of the person's attributed orders came through.
+-- Consent per purpose is the latest answer across the person's contacts; no answer is not granted.
 WITH observations AS (
-    SELECT r.profile_id, r.record_key, 1 AS source_rank, c.updated_at AS observed_at, c.email, c.phone_e164, c.first_name,
+    SELECT r.profile_id, r.record_key, r.record_type, c.updated_at AS observed_at, c.email, c.phone_e164, c.first_name,
            c.last_name, c.city, c.state, c.postal_code, c.country
     FROM core.record_profiles AS r
     JOIN staging.stg_crm_contacts AS c ON r.record_key = 'contact:' || c.contact_id
     UNION ALL
-    SELECT r.profile_id, r.record_key, 2 AS source_rank, o.order_ts AS observed_at, o.email, o.phone_e164, NULL, NULL, NULL,
-           NULL, NULL, NULL
+    SELECT r.profile_id, r.record_key, r.record_type, o.order_ts AS observed_at, o.email, o.phone_e164, NULL, NULL,
+           NULL, NULL, NULL, NULL
     FROM core.record_profiles AS r
     JOIN staging.stg_crm_orders AS o ON r.record_key = 'order:' || o.order_id
 ),
 golden AS (
     SELECT
         profile_id,
-        first_value(email) OVER (PARTITION BY profile_id ORDER BY email IS NULL, source_rank, observed_at DESC, record_key) AS email,
-        first_value(phone_e164) OVER (PARTITION BY profile_id ORDER BY phone_e164 IS NULL, source_rank, observed_at DESC, record_key) AS phone_e164,
-        first_value(first_name) OVER (PARTITION BY profile_id ORDER BY first_name IS NULL, observed_at DESC, record_key) AS first_name,
-        first_value(last_name) OVER (PARTITION BY profile_id ORDER BY last_name IS NULL, observed_at DESC, record_key) AS last_name,
-        first_value(city) OVER (PARTITION BY profile_id ORDER BY city IS NULL, observed_at DESC, record_key) AS city,
-        first_value(state) OVER (PARTITION BY profile_id ORDER BY state IS NULL, observed_at DESC, record_key) AS state,
-        first_value(postal_code) OVER (PARTITION BY profile_id ORDER BY postal_code IS NULL, observed_at DESC, record_key) AS postal_code,
-        first_value(country) OVER (PARTITION BY profile_id ORDER BY country IS NULL, observed_at DESC, record_key) AS country,
+        first_value(email) OVER (PARTITION BY profile_id ORDER BY email IS NULL, {{ golden_email }}, record_key) AS email,
+        first_value(phone_e164) OVER (PARTITION BY profile_id ORDER BY phone_e164 IS NULL, {{ golden_phone_e164 }}, record_key) AS phone_e164,
+        first_value(first_name) OVER (PARTITION BY profile_id ORDER BY first_name IS NULL, {{ golden_first_name }}, record_key) AS first_name,
+        first_value(last_name) OVER (PARTITION BY profile_id ORDER BY last_name IS NULL, {{ golden_last_name }}, record_key) AS last_name,
+        first_value(city) OVER (PARTITION BY profile_id ORDER BY city IS NULL, {{ golden_city }}, record_key) AS city,
+        first_value(state) OVER (PARTITION BY profile_id ORDER BY state IS NULL, {{ golden_state }}, record_key) AS state,
+        first_value(postal_code) OVER (PARTITION BY profile_id ORDER BY postal_code IS NULL, {{ golden_postal_code }}, record_key) AS postal_code,
+        first_value(country) OVER (PARTITION BY profile_id ORDER BY country IS NULL, {{ golden_country }}, record_key) AS country,
         observed_at
     FROM observations
 ),
@@ -42,25 +46,58 @@ records AS (
     GROUP BY profile_id
 ),
 purchases AS (
-    SELECT r.profile_id, o.order_ts, o.value, o.currency,
-           first_value(o.currency) OVER (PARTITION BY r.profile_id ORDER BY o.order_ts DESC, o.order_id) AS latest_currency
+    SELECT r.profile_id, a.order_ts, a.value, a.currency, a.value_reporting, a.attributed,
+           a.session_source || ' / ' || a.session_medium AS channel,
+           first_value(a.currency) OVER (PARTITION BY r.profile_id ORDER BY a.order_ts DESC, a.order_id) AS latest_currency
     FROM core.record_profiles AS r
-    JOIN staging.stg_crm_orders AS o ON r.record_key = 'order:' || o.order_id
-    WHERE o.status IN ('completed', 'paid', 'fulfilled')
+    JOIN marts.order_attribution AS a ON r.record_key = 'order:' || a.order_id
+    WHERE a.counts_as_conversion
 ),
 traits AS (
-    -- Revenue is never summed across currencies: lifetime value is in the currency of the latest order.
     SELECT profile_id, count(*) AS order_count, min(order_ts) AS first_order_at, max(order_ts) AS last_order_at,
            sum(value) FILTER (WHERE currency = latest_currency) AS lifetime_value,
-           max(latest_currency) AS lifetime_value_currency
+           count(*) FILTER (WHERE currency = latest_currency) AS orders_in_lifetime_currency,
+           max(latest_currency) AS lifetime_value_currency,
+           sum(value_reporting) AS lifetime_value_reporting
     FROM purchases
     GROUP BY profile_id
+),
+channels AS (
+    SELECT profile_id, channel,
+           row_number() OVER (PARTITION BY profile_id ORDER BY count(*) DESC, max(order_ts) DESC, channel) AS channel_rank
+    FROM purchases
+    WHERE attributed
+    GROUP BY profile_id, channel
+),
+rfm AS (
+    SELECT profile_id,
+           ntile(5) OVER (ORDER BY last_order_at, profile_id) AS recency_score,
+           ntile(5) OVER (ORDER BY order_count, profile_id) AS frequency_score,
+           ntile(5) OVER (ORDER BY coalesce(lifetime_value_reporting, 0), profile_id) AS monetary_score
+    FROM traits
+),
+consent AS (
+    SELECT profile_id, purpose, granted,
+           row_number() OVER (PARTITION BY profile_id, purpose ORDER BY ts DESC, contact_id DESC) AS recency
+    FROM core.consent
 )
 SELECT
     f.profile_id, f.email, f.phone_e164, f.first_name, f.last_name, f.city, f.state, f.postal_code, f.country,
     r.contact_records, r.order_records, f.first_seen_at, f.last_seen_at,
     coalesce(t.order_count, 0) AS order_count, t.first_order_at, t.last_order_at,
-    coalesce(t.lifetime_value, 0) AS lifetime_value, t.lifetime_value_currency
+    CAST(current_date - CAST(t.last_order_at AS DATE) AS INTEGER) AS days_since_last_order,
+    coalesce(t.lifetime_value, 0) AS lifetime_value, t.lifetime_value_currency,
+    CAST(t.lifetime_value / t.orders_in_lifetime_currency AS DECIMAL(18, 2)) AS average_order_value,
+    t.lifetime_value_reporting,
+    m.recency_score, m.frequency_score, m.monetary_score,
+    CAST(m.recency_score AS VARCHAR) || CAST(m.frequency_score AS VARCHAR) || CAST(m.monetary_score AS VARCHAR) AS rfm_segment,
+    ch.channel AS preferred_channel,
+    coalesce(cm.granted, FALSE) AS consent_marketing,
+    coalesce(ca.granted, FALSE) AS consent_ads_personalization
 FROM fields AS f
 JOIN records AS r ON r.profile_id = f.profile_id
 LEFT JOIN traits AS t ON t.profile_id = f.profile_id
+LEFT JOIN rfm AS m ON m.profile_id = f.profile_id
+LEFT JOIN channels AS ch ON ch.profile_id = f.profile_id AND ch.channel_rank = 1
+LEFT JOIN consent AS cm ON cm.profile_id = f.profile_id AND cm.purpose = 'marketing' AND cm.recency = 1
+LEFT JOIN consent AS ca ON ca.profile_id = f.profile_id AND ca.purpose = 'ads_personalization' AND ca.recency = 1

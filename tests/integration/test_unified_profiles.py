@@ -1,5 +1,7 @@
 """The golden record: the latest non-empty value per field, the same on every run and warehouse."""
 
+from datetime import date
+
 import dagster as dg
 
 from cdp_assets.definitions import build_definitions
@@ -17,29 +19,86 @@ CREATE TABLE staging.stg_crm_contacts AS SELECT * FROM (VALUES
 """
 ORDERS = """
 CREATE TABLE staging.stg_crm_orders AS SELECT * FROM (VALUES
-    ('O1', 'C1', NULL, NULL, CAST('2026-11-02 09:00:00' AS TIMESTAMP), CAST(20.00 AS DECIMAL(18, 2)), 'USD',
-     'completed')
-) AS t(order_id, contact_id, email, phone_e164, order_ts, value, currency, status)
+    ('O1', 'C1', NULL, NULL, CAST('2026-11-02 09:00:00' AS TIMESTAMP)),
+    ('O2', NULL, 'bob@x.com', NULL, CAST('2026-10-01 09:00:00' AS TIMESTAMP)),
+    ('O3', NULL, 'bob@x.com', NULL, CAST('2026-10-05 09:00:00' AS TIMESTAMP)),
+    ('O4', NULL, 'bob@x.com', NULL, CAST('2026-10-07 09:00:00' AS TIMESTAMP))
+) AS t(order_id, contact_id, email, phone_e164, order_ts)
+"""
+# (order, placed, value, currency, value in EUR, attributed, source, medium, counts as a conversion)
+ATTRIBUTION = """
+CREATE TABLE marts.order_attribution AS SELECT * FROM (VALUES
+    ('O1', CAST('2026-11-02 09:00:00' AS TIMESTAMP), CAST(20.00 AS DECIMAL(18, 2)), 'USD',
+     CAST(18.00 AS DECIMAL(18, 2)), FALSE, '(unattributed)', '(unattributed)', TRUE),
+    ('O2', CAST('2026-10-01 09:00:00' AS TIMESTAMP), CAST(10.00 AS DECIMAL(18, 2)), 'EUR',
+     CAST(10.00 AS DECIMAL(18, 2)), TRUE, 'google', 'cpc', TRUE),
+    ('O3', CAST('2026-10-05 09:00:00' AS TIMESTAMP), CAST(30.00 AS DECIMAL(18, 2)), 'EUR',
+     CAST(30.00 AS DECIMAL(18, 2)), TRUE, 'meta', 'paid_social', TRUE),
+    ('O4', CAST('2026-10-07 09:00:00' AS TIMESTAMP), CAST(99.00 AS DECIMAL(18, 2)), 'EUR',
+     CAST(99.00 AS DECIMAL(18, 2)), TRUE, 'google', 'cpc', FALSE)
+) AS t(order_id, order_ts, value, currency, value_reporting, attributed, session_source, session_medium,
+       counts_as_conversion)
+"""
+CONSENT = """
+CREATE TABLE core.consent AS SELECT * FROM (VALUES
+    ('p_1', 'C1', 'marketing', FALSE, 'crm:a.csv', CAST('2026-11-01 10:00:00' AS TIMESTAMP)),
+    ('p_1', 'C2', 'marketing', TRUE, 'crm:a.csv', CAST('2026-11-02 10:00:00' AS TIMESTAMP))
+) AS t(profile_id, contact_id, purpose, granted, source, ts)
 """
 RECORDS = """
 CREATE TABLE core.record_profiles AS SELECT * FROM (VALUES
     ('contact:C1', 'contact', 'p_1'), ('contact:C2', 'contact', 'p_1'), ('contact:C3', 'contact', 'p_1'),
-    ('order:O1', 'order', 'p_1')
+    ('order:O1', 'order', 'p_1'), ('order:O2', 'order', 'p_2'), ('order:O3', 'order', 'p_2'),
+    ('order:O4', 'order', 'p_2')
 ) AS t(record_key, record_type, profile_id)
 """
 
 
-def test_ties_in_recency_go_to_the_lowest_record_key(warehouse):
+def build_profiles(warehouse) -> None:
     with warehouse.begin() as conn:
         warehouse.ensure_schemas(conn)
-        for statement in (CONTACTS, ORDERS, RECORDS):
+        for statement in (CONTACTS, ORDERS, ATTRIBUTION, CONSENT, RECORDS):
             warehouse.run(conn, statement)
     asset = build_definitions(warehouse).resolve_assets_def(dg.AssetKey(["core", "unified_profiles"]))
-
     assert dg.materialize([asset]).success
+
+
+def test_ties_in_recency_go_to_the_lowest_record_key(warehouse):
+    build_profiles(warehouse)
 
     with warehouse.begin() as conn:
         row = warehouse.run(conn, "SELECT email, phone_e164, first_name, last_name, city, order_count, "
                                   "CAST(lifetime_value AS DOUBLE), lifetime_value_currency "
-                                  "FROM core.unified_profiles").one()
+                                  "FROM core.unified_profiles WHERE profile_id = 'p_1'").one()
     assert tuple(row) == ("ann@x.com", "+14155550134", "Ann", "Lee", "Austin", 1, 20.0, "USD")
+
+
+def test_order_traits_count_conversions_and_convert_lifetime_value(warehouse):
+    build_profiles(warehouse)
+
+    with warehouse.begin() as conn:
+        row = warehouse.run(conn, "SELECT profile_id, order_count, CAST(lifetime_value AS DOUBLE), "
+                                  "CAST(average_order_value AS DOUBLE), CAST(lifetime_value_reporting AS DOUBLE), "
+                                  "CAST(last_order_at AS DATE), days_since_last_order = current_date - DATE '2026-10-05', "
+                                  "preferred_channel FROM core.unified_profiles ORDER BY profile_id").fetchall()
+    assert [tuple(r) for r in row] == [
+        ("p_1", 1, 20.0, 20.0, 18.0, date(2026, 11, 2), False, None),
+        ("p_2", 2, 40.0, 20.0, 40.0, date(2026, 10, 5), True, "meta / paid_social")]  # a tie: the latest wins
+
+
+def test_rfm_scores_rank_purchasers_in_quintiles(warehouse):
+    build_profiles(warehouse)
+
+    with warehouse.begin() as conn:
+        rows = warehouse.run(conn, "SELECT profile_id, recency_score, frequency_score, monetary_score, rfm_segment "
+                                   "FROM core.unified_profiles ORDER BY profile_id").fetchall()
+    assert [tuple(r) for r in rows] == [("p_1", 2, 1, 1, "211"), ("p_2", 1, 2, 2, "122")]
+
+
+def test_consent_per_purpose_is_the_latest_answer_and_absent_means_not_granted(warehouse):
+    build_profiles(warehouse)
+
+    with warehouse.begin() as conn:
+        rows = warehouse.run(conn, "SELECT profile_id, consent_marketing, consent_ads_personalization "
+                                   "FROM core.unified_profiles ORDER BY profile_id").fetchall()
+    assert [tuple(r) for r in rows] == [("p_1", True, False), ("p_2", False, False)]
