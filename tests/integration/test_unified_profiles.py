@@ -79,7 +79,8 @@ def test_order_traits_count_conversions_and_convert_lifetime_value(warehouse):
     with warehouse.begin() as conn:
         row = warehouse.run(conn, "SELECT profile_id, order_count, CAST(lifetime_value AS DOUBLE), "
                                   "CAST(average_order_value AS DOUBLE), CAST(lifetime_value_reporting AS DOUBLE), "
-                                  "CAST(last_order_at AS DATE), days_since_last_order = current_date - DATE '2026-10-05', "
+                                  "CAST(last_order_at AS DATE), "
+                                  "days_since_last_order = current_date - DATE '2026-10-05', "
                                   "preferred_channel FROM core.unified_profiles ORDER BY profile_id").fetchall()
     assert [tuple(r) for r in row] == [
         ("p_1", 1, 20.0, 20.0, 18.0, date(2026, 11, 2), False, None),
