@@ -9,8 +9,9 @@ import dagster as dg
 from cdp_assets import settings
 from cdp_assets.activation.assets import meta_audience_asset, meta_capi_asset
 from cdp_assets.activation.config import load_audience_syncs, load_destinations
-from cdp_assets.audiences.memberships import memberships_asset
-from cdp_assets.checks.gates import GATES, gate_check
+from cdp_assets.audiences.assets import audience_asset
+from cdp_assets.audiences.config import load_audience_settings
+from cdp_assets.checks.gates import GATES, audience_gate, gate_check
 from cdp_assets.identity.assets import identity_asset
 from cdp_assets.ingest.crm_entities import CONTACTS, ORDERS
 from cdp_assets.ingest.crm_files import crm_file_asset
@@ -73,21 +74,24 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
                      identity_asset(), deletion_status_asset(dialect), *ga4_assets, exchange_rates_asset(dialect)]
     python_keys = {key for a in python_assets for key in a.keys}
     models = load_models(SQL_ROOT, external=python_keys)
-    audience_keys = [m.key for m in models if m.key.path[0] == "audiences"]
-    memberships = memberships_asset(audience_keys)
+    audience_models = [m for m in models if m.key.path[0] == "audiences"]
+    audiences = {m.key.path[-1]: load_audience_settings(m.path) for m in audience_models}
+    all_gates = [*GATES, *(audience_gate(m.table) for m in audience_models)]
 
-    gates = [gate.check_key for gate in GATES]
+    # Each egress asset waits on the gates upstream of it: conversions do not read audiences.
+    core_gates = [gate.check_key for gate in GATES]
+    gates = [gate.check_key for gate in all_gates]
     destinations = load_destinations()
-    syncs = load_audience_syncs(destinations, {k.path[-1] for k in audience_keys})
+    syncs = load_audience_syncs(destinations, audiences)
     egress = []
     for destination in destinations.values():
         if not destination.enabled:
             continue
         if destination.platform == "meta_capi":
-            egress.append(meta_capi_asset(destination, partitions, gates))
+            egress.append(meta_capi_asset(destination, partitions, core_gates))
         else:
-            egress.append(meta_audience_asset(destination, [s for s in syncs if s.destination == destination.name],
-                                              gates))
+            mine = [s for s in syncs if s.destination == destination.name]
+            egress.append(meta_audience_asset(destination, mine, gates))
 
     daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all(),
                                     description="The whole graph for one day: that day's partitions and "
@@ -96,8 +100,9 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
         CRM_INGEST_JOB, selection=dg.AssetSelection.assets(*[a.key for a in crm_assets], *python_assets[:2]),
         description="Load new CRM files, deletion requests and suppression lists from CDP_LANDING_DIR/crm/.")
     return dg.Definitions(
-        assets=[*python_assets, *[sql_asset(m, dialect, partitions) for m in models], memberships, *egress],
-        asset_checks=[gate_check(g) for g in GATES],
+        assets=[*python_assets, *[sql_asset(m, dialect, partitions) for m in models if m not in audience_models],
+                *[audience_asset(m, audiences[m.key.path[-1]], dialect) for m in audience_models], *egress],
+        asset_checks=[gate_check(g) for g in all_gates],
         jobs=[daily_job, crm_ingest_job],
         schedules=[daily_schedule(daily_job, [a.key for a in ga4_assets])],
         sensors=[crm_files_sensor],

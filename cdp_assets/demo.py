@@ -46,8 +46,9 @@ def summarize(warehouse: WarehouseResource) -> None:
                     "max(reporting_currency) FROM marts.campaign_performance WHERE crm_orders > 0 "
                     "GROUP BY 1, 2, 3 ORDER BY 4 DESC NULLS LAST, 1, 2, 3 LIMIT 3")):
                 print(f"campaign {source} / {medium} / {campaign}: {revenue} {currency} CRM revenue")
-        sizes = ("SELECT audience, count(*) FROM audiences.memberships WHERE snapshot_ts = "
-                 "(SELECT max(snapshot_ts) FROM audiences.memberships) GROUP BY audience ORDER BY audience")
+        sizes = ("SELECT s.audience, s.members FROM audiences.snapshots AS s WHERE s.snapshot_ts = "
+                 "(SELECT max(l.snapshot_ts) FROM audiences.snapshots AS l WHERE l.audience = s.audience) "
+                 "ORDER BY s.audience")
         for audience, size in warehouse.run(conn, sizes):
             print(f"audience {audience}: {size} members")
         for destination, requests, records_ in warehouse.run(

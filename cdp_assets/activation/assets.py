@@ -44,7 +44,7 @@ ORDER BY c.order_id
 """
 MEMBERS_SQL = f"""
 WITH {LATEST_CONSENT},
-latest AS (SELECT max(snapshot_ts) AS snapshot_ts FROM audiences.memberships WHERE audience = :audience)
+latest AS (SELECT max(snapshot_ts) AS snapshot_ts FROM audiences.snapshots WHERE audience = :audience)
 SELECT m.profile_id, p.email, p.phone_e164, p.first_name, p.last_name, p.city, p.state, p.postal_code, p.country,
        coalesce(k.granted, FALSE) AS consented, CAST(m.snapshot_ts AS DATE) AS snapshot_date,
        m.profile_id IN (SELECT profile_id FROM core.suppressed_profiles) AS suppressed
@@ -143,7 +143,9 @@ def meta_capi_asset(
 def meta_audience_asset(
     destination: Destination, syncs: list[AudienceSync], gates: list[dg.AssetCheckKey]
 ) -> dg.AssetsDefinition:
-    @dg.asset(**_egress_asset_args(destination, "audiences/memberships", "core/unified_profiles", "core/consent",
+    audiences = [f"audiences/{s.audience}" for s in syncs]
+
+    @dg.asset(**_egress_asset_args(destination, *audiences, "core/unified_profiles", "core/consent",
                                      "core/suppressed_profiles"))
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Audience members added to Meta Custom Audiences (multi-key schema, hashed), consented members only.

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import yaml
 
+from cdp_assets.audiences.config import AudienceSettings
 from cdp_assets.settings import ConfigError
 from cdp_assets.sql_models import SQL_ROOT
 
 DESTINATIONS_YAML = Path(__file__).resolve().parent.parent / "config" / "destinations.yaml"
-AUDIENCES_YAML = SQL_ROOT / "audiences" / "audiences.yaml"
 PLATFORMS = ("meta_capi", "meta_custom_audiences")
 PURPOSES = ("marketing", "ads_personalization")
 
@@ -62,17 +62,14 @@ def load_destinations(path: Path = DESTINATIONS_YAML) -> dict[str, Destination]:
 
 
 def load_audience_syncs(
-    destinations: dict[str, Destination], audiences: set[str], path: Path = AUDIENCES_YAML
+    destinations: dict[str, Destination], audiences: dict[str, AudienceSettings]
 ) -> list[AudienceSync]:
-    """Audience -> destination pairs; both sides must exist (an audience is a .sql file beside the YAML)."""
+    """Audience -> destination pairs from each audience's YAML; every destination named must exist."""
     syncs = []
-    for audience, settings in _mapping(path).items():
-        if audience not in audiences:
-            raise ConfigError(f"{path}: {audience} has no {audience}.sql beside it")
-        targets = (settings or {}).get("destinations") or {}
-        for destination, options in targets.items():
+    for name, audience in sorted(audiences.items()):
+        for destination, audience_id in audience.destinations.items():
             if destination not in destinations:
-                raise ConfigError(f"{path}: {audience}.destinations.{destination} is not in {DESTINATIONS_YAML.name}")
-            audience_id = (options or {}).get("audience_id")
-            syncs.append(AudienceSync(audience, destination, str(audience_id) if audience_id else None))
+                raise ConfigError(f"{SQL_ROOT / 'audiences' / (name + '.yaml')}: destinations.{destination} is not "
+                                  f"in {DESTINATIONS_YAML.name}")
+            syncs.append(AudienceSync(name, destination, audience_id))
     return syncs

@@ -90,11 +90,13 @@ GATES = [
          "SELECT order_id, profile_id, CAST(value AS DOUBLE) AS value FROM core.conversions",
          lambda: [*_unique("order_id"), *_not_null("profile_id"),
                   _gxe().ExpectColumnValuesToBeBetween(column="value", min_value=0)]),
-    Gate("audiences.purchasers_30d", "audience_members_are_unique",
-         "Each profile appears at most once in the audience.",
-         "SELECT profile_id FROM audiences.purchasers_30d",
-         lambda: _unique("profile_id")),
 ]
+
+
+def audience_gate(table: str) -> Gate:
+    """The blocking gate every audience passes before activation reads its snapshot."""
+    return Gate(table, "audience_members_are_unique", "Each profile appears at most once in the audience.",
+                f"SELECT profile_id FROM {table}", lambda: _unique("profile_id"))
 
 
 def gate_check(gate: Gate) -> dg.AssetChecksDefinition:

@@ -1,11 +1,10 @@
--- People with at least one completed, paid or fulfilled order in the last 30 days (suppressed people left out).
+-- People with at least one completed, paid or fulfilled order in the last 30 days.
 SELECT
     r.profile_id,
     count(*) AS orders_30d,
     max(o.order_ts) AS last_order_at
 FROM staging.stg_crm_orders AS o
 JOIN core.record_profiles AS r ON r.record_key = 'order:' || o.order_id
-WHERE o.status IN ('completed', 'paid', 'fulfilled')
+WHERE o.counts_as_conversion
   AND o.order_ts >= current_date - INTERVAL 30 DAY
-  AND r.profile_id NOT IN (SELECT s.profile_id FROM core.suppressed_profiles AS s)
 GROUP BY r.profile_id

@@ -29,16 +29,18 @@ EXPECTED_ROWS = {
     "core.suppressions": 4,
     "core.suppressed_profiles": 2,
     "core.record_profiles": 628,
-    "core.profile_identifiers": 1026,
+    "core.profile_identifiers": 1472,
     "core.identity_audit": 8,
     "core.unified_profiles": 300,
     "core.consent": 327,
     "core.conversions": 6,
     "marts.order_attribution": 301,
     "marts.campaign_performance": 38,
-    "audiences.purchasers_30d": 186,
-    "audiences.memberships": 186,
-    "activation.egress_requests": 2,
+    "audiences.purchasers_30d": 102,
+    "audiences.high_value_customers": 13,
+    "audiences.lapsed_customers": 0,
+    "audiences.memberships": 115,
+    "activation.egress_requests": 3,
     "activation.dead_letters": 1,
 }
 
@@ -63,11 +65,12 @@ def test_whole_graph_materializes_with_every_gate_passing(warehouse, sample_land
     outcome = run_day(build_definitions(warehouse, str(sample_landing)), run_day_key, instance, "WARNING")
 
     assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
-    assert len(outcome.passed_checks) == 23
+    assert len(outcome.passed_checks) == 27
     assert table_rows(warehouse) == EXPECTED_ROWS
 
 
-def test_rerunning_the_same_day_changes_nothing(warehouse, sample_landing, run_day_key, instance):
+def test_rerunning_the_same_day_changes_nothing_but_adds_an_identical_audience_snapshot(
+        warehouse, sample_landing, run_day_key, instance):
     defs = build_definitions(warehouse, str(sample_landing))
     run_day(defs, run_day_key, instance, "WARNING")
     first_bodies = request_bodies(warehouse)
@@ -75,7 +78,8 @@ def test_rerunning_the_same_day_changes_nothing(warehouse, sample_landing, run_d
     again = run_day(defs, run_day_key, instance, "WARNING")
 
     assert again.ok
-    assert table_rows(warehouse) == EXPECTED_ROWS
+    twice = 2 * EXPECTED_ROWS["audiences.memberships"]
+    assert table_rows(warehouse) == EXPECTED_ROWS | {"audiences.memberships": twice}
     assert request_bodies(warehouse) == first_bodies
 
 
@@ -98,6 +102,7 @@ def test_every_prepared_request_is_a_dry_run_without_credentials(warehouse, samp
 
     assert [tuple(r) for r in rows] == [
         ("meta_capi", "dry_run", "POST", "https://graph.facebook.com/v25.0/{META_PIXEL_ID}/events", 4),
+        ("meta_custom_audiences", "dry_run", "POST", "https://graph.facebook.com/v25.0/{AUDIENCE_ID}/users", 13),
         ("meta_custom_audiences", "dry_run", "POST", "https://graph.facebook.com/v25.0/{AUDIENCE_ID}/users", 101),
     ]
 
