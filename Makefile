@@ -24,6 +24,7 @@ ui: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.crm_ingest
 	$(BIN)/python -m benchmarks.ga4_ingest
+	$(BIN)/python -m benchmarks.identity_resolution
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
