@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,10 +12,27 @@ DEFAULT_WAREHOUSE_URL = "duckdb:///data/warehouse.duckdb"
 BUNDLED_EXCHANGE_RATES = Path(__file__).resolve().parent / "config" / "exchange_rates.csv"
 DEFAULT_LANDING_DIR = "data/landing"
 EGRESS_MODES = ("dry_run", "live")
+# Consent purposes: what a destination maps to and what an audience member must have granted.
+PURPOSES = ("marketing", "ads_personalization")
 
 
 class ConfigError(ValueError):
     """A configuration file a user edits is wrong; the message names the file and the field."""
+
+
+def reject_unknown(where: str, settings: Mapping, known: Iterable[str]) -> None:
+    """Fail on a setting nobody reads: a misspelt key must not be silently ignored."""
+    unknown = set(settings) - set(known)
+    if unknown:
+        raise ConfigError(f"{where} has unknown settings {', '.join(sorted(unknown))}")
+
+
+def one_of(where: str, value: object, choices: Sequence[str]) -> str:
+    """`value` when it is one of `choices`, else a ConfigError naming them."""
+    if value not in choices:
+        raise ConfigError(f"{where} must be one of {', '.join(choices)}")
+    return value
+
 
 
 def warehouse_url() -> str:

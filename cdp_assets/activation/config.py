@@ -8,12 +8,11 @@ from pathlib import Path
 import yaml
 
 from cdp_assets.audiences.config import AudienceSettings
-from cdp_assets.settings import ConfigError
+from cdp_assets.settings import PURPOSES, ConfigError
 from cdp_assets.sql_models import SQL_ROOT
 
 DESTINATIONS_YAML = Path(__file__).resolve().parent.parent / "config" / "destinations.yaml"
 PLATFORMS = ("meta_capi", "meta_custom_audiences")
-PURPOSES = ("marketing", "ads_personalization")
 
 
 @dataclass(frozen=True)

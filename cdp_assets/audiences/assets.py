@@ -11,12 +11,13 @@ metadata, plotted in the UI. The diff against what each destination acknowledged
 from datetime import UTC, datetime
 
 import dagster as dg
+import sqlglot
 
 from cdp_assets import settings
 from cdp_assets.audiences.config import AudienceSettings
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
-from cdp_assets.sql_models import SqlModel
+from cdp_assets.sql_models import SqlModel, SqlModelError
 
 MEMBERSHIPS = StateTable(
     "audiences.memberships",
@@ -48,7 +49,15 @@ LEFT JOIN core.unified_profiles AS p ON p.profile_id = s.profile_id
 """
 
 
+def check_audience_sql(model: SqlModel) -> None:
+    """An audience must select `profile_id`: it is what memberships, exclusions and destinations key on."""
+    if "profile_id" not in sqlglot.parse_one(model.sql, read="duckdb").named_selects:
+        raise SqlModelError(f"{model.path}: an audience must select a profile_id column")
+
+
 def audience_asset(model: SqlModel, audience: AudienceSettings, dialect: str) -> dg.AssetsDefinition:
+    check_audience_sql(model)
+
     @dg.asset(
         key=model.key,
         group_name="audiences",

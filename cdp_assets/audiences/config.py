@@ -7,9 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from cdp_assets.settings import ConfigError
+from cdp_assets.settings import PURPOSES, ConfigError, one_of, reject_unknown
 
-PURPOSES = ("marketing", "ads_personalization")
 SYNC_MODES = ("add_remove", "replace")
 
 
@@ -28,15 +27,9 @@ def load_audience_settings(sql_path: Path) -> AudienceSettings:
         raise ConfigError(f"{sql_path}: an audience needs {path.name} beside it naming its destinations, "
                           "sync_mode and consent purpose")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    unknown = set(data) - {"purpose", "sync_mode", "destinations"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
-    purpose = data.get("purpose", "marketing")
-    if purpose not in PURPOSES:
-        raise ConfigError(f"{path}: purpose must be one of {', '.join(PURPOSES)}")
-    mode = data.get("sync_mode", "add_remove")
-    if mode not in SYNC_MODES:
-        raise ConfigError(f"{path}: sync_mode must be one of {', '.join(SYNC_MODES)}")
+    reject_unknown(str(path), data, ("purpose", "sync_mode", "destinations"))
+    purpose = one_of(f"{path}: purpose", data.get("purpose", "marketing"), PURPOSES)
+    mode = one_of(f"{path}: sync_mode", data.get("sync_mode", "add_remove"), SYNC_MODES)
     targets = data.get("destinations") or {}
     if not isinstance(targets, dict):
         raise ConfigError(f"{path}: destinations must map destination names to their options")

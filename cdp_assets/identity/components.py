@@ -9,7 +9,7 @@ minted from it do not depend on the engine.
 Per-profile limits (Segment's limit and priority rule): when a component holds more values of a type than
 its `max_per_profile`, the links of the lowest-priority type below the highest-priority violated type are
 dropped inside that component, and components are found again. A component that still violates once no
-lower type is left (two user ids on one record) is reported, not forced apart.
+lower type is left (two user ids on one record) is left as it is; the asset's WARN check counts it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ class Solution:
     engine: str
     rounds: int  # component searches (one more per round of limit drops)
     limit_drops: int  # edges dropped by per-profile limits
-    over_limit: int  # components still over a limit with nothing lower left to drop
 
 
 def drop_plan(config: IdentityConfig, counts: dict[int, int]) -> tuple[int, int] | None:
@@ -92,7 +91,7 @@ def _native(warehouse: WarehouseResource, conn: Connection, config: IdentityConf
     node_rank[node] = rank
     active = np.ones(len(rid), dtype=bool)
     drops: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    rounds, over_limit = 0, 0
+    rounds = 0
     limited = any(t.max_per_profile for t in config.types)
     while True:
         rounds += 1
@@ -111,12 +110,9 @@ def _native(warehouse: WarehouseResource, conn: Connection, config: IdentityConf
         violating = np.flatnonzero((per_type > limits).any(axis=1))
         drop_rank = np.full(count, -1, dtype=np.int64)
         violated = np.full(count, -1, dtype=np.int64)
-        over_limit = 0
         for comp in violating:
             plan = drop_plan(config, {r: int(n) for r, n in enumerate(per_type[comp]) if n})
-            if plan is None:
-                over_limit += 1
-            else:
+            if plan:
                 drop_rank[comp], violated[comp] = plan
         edge_comp = labels[rid]
         dropped = active & (drop_rank[edge_comp] == rank)
@@ -134,7 +130,7 @@ def _native(warehouse: WarehouseResource, conn: Connection, config: IdentityConf
                                          "comp": labels[:n_records]}))
     _canonical_labels(warehouse, conn, "_cdp_comp")
     duck.unregister("_cdp_comp")
-    return Solution("native", rounds, sum(len(d[0]) for d in drops), over_limit)
+    return Solution("native", rounds, sum(len(d[0]) for d in drops))
 
 
 def _propagate(warehouse: WarehouseResource, conn: Connection) -> None:
@@ -167,7 +163,7 @@ def _sql(warehouse: WarehouseResource, conn: Connection, config: IdentityConfig)
     warehouse.run(conn, "CREATE TEMP TABLE _cdp_links AS SELECT rid, nid, type_rank FROM _cdp_edges "
                         "WHERE dropped_reason IS NULL")
     limits = " ".join(f"WHEN {t.priority} THEN {t.max_per_profile}" for t in config.types if t.max_per_profile)
-    rounds, dropped_total, over_limit = 0, 0, 0
+    rounds, dropped_total = 0, 0
     while True:
         rounds += 1
         _propagate(warehouse, conn)
@@ -184,7 +180,6 @@ def _sql(warehouse: WarehouseResource, conn: Connection, config: IdentityConfig)
         for comp, type_rank, n in counts:
             by_comp.setdefault(comp, {})[type_rank] = n
         plans = {comp: drop_plan(config, per_type) for comp, per_type in by_comp.items()}
-        over_limit = sum(plan is None for plan in plans.values())
         rows = [{"comp": comp, "r": plan[0], "v": plan[1]} for comp, plan in plans.items() if plan]
         if not rows:
             break
@@ -204,7 +199,7 @@ def _sql(warehouse: WarehouseResource, conn: Connection, config: IdentityConfig)
     _canonical_labels(warehouse, conn, "_cdp_comp")
     for temp in ("_cdp_comp", "_cdp_links", "_cdp_plan", "_cdp_drops"):
         warehouse.run(conn, f"DROP TABLE IF EXISTS {temp}")
-    return Solution("sql", rounds, dropped_total, over_limit)
+    return Solution("sql", rounds, dropped_total)
 
 
 def solve(warehouse: WarehouseResource, conn: Connection, config: IdentityConfig, engine: str = "auto") -> Solution:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from cdp_assets.settings import ConfigError
+from cdp_assets.settings import ConfigError, one_of, reject_unknown
 
 IDENTITY_YAML = Path(__file__).resolve().parent.parent / "config" / "identity.yaml"
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -89,12 +89,8 @@ def _types(path: Path, data: object) -> tuple[IdentifierType, ...]:
         where = f"{path}: identifier_types.{name}"
         _name(where, name)
         settings = settings or {}
-        unknown = set(settings) - {"normalize", "max_records", "max_per_profile"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown settings {', '.join(sorted(unknown))}")
-        normalize = settings.get("normalize", "trim")
-        if normalize not in NORMALIZERS:
-            raise ConfigError(f"{where}.normalize must be one of {', '.join(NORMALIZERS)}")
+        reject_unknown(where, settings, ("normalize", "max_records", "max_per_profile"))
+        normalize = one_of(f"{where}.normalize", settings.get("normalize", "trim"), NORMALIZERS)
         types.append(IdentifierType(name, priority, normalize, _limit(f"{where}.max_records", settings.get(
             "max_records"), 2), _limit(f"{where}.max_per_profile", settings.get("max_per_profile"), 1)))
     return tuple(types)
@@ -110,9 +106,7 @@ def _sources(path: Path, data: object, types: tuple[IdentifierType, ...]) -> tup
         _name(where, name)
         if not isinstance(settings, dict):
             raise ConfigError(f"{where} must be a mapping with table, key and identifiers")
-        unknown = set(settings) - {"table", "key", "identifiers", "observed_at", "loaded_at", "degree_key"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown settings {', '.join(sorted(unknown))}")
+        reject_unknown(where, settings, ("table", "key", "identifiers", "observed_at", "loaded_at", "degree_key"))
         table = settings.get("table")
         if not isinstance(table, str) or not TABLE.match(table):
             raise ConfigError(f"{where}.table must be written schema.table")
@@ -128,6 +122,9 @@ def _sources(path: Path, data: object, types: tuple[IdentifierType, ...]) -> tup
         for setting, column in columns.items():
             if column is not None or setting == "key":
                 _name(f"{where}.{setting}", column)
+        if columns["degree_key"] is not None and columns["degree_key"] not in identifiers:
+            raise ConfigError(f"{where}.degree_key names an identifier type the source maps "
+                              f"({', '.join(identifiers)}), not {columns['degree_key']!r}")
         sources.append(Source(name, table, columns["key"], dict(identifiers), columns["observed_at"],
                               columns["loaded_at"], columns["degree_key"]))
     return tuple(sources)
@@ -148,9 +145,7 @@ def load_identity_config(path: Path = IDENTITY_YAML) -> IdentityConfig:
     largest = _limit(f"{path}: max_profile_records", data.get("max_profile_records"), 2)
     if largest is None:
         raise ConfigError(f"{path}: max_profile_records is required (the over-merge alarm)")
-    engine = data.get("engine", "auto")
-    if engine not in ENGINES:
-        raise ConfigError(f"{path}: engine must be one of {', '.join(ENGINES)}")
+    engine = one_of(f"{path}: engine", data.get("engine", "auto"), ENGINES)
     share = data.get("full_run_above_changed_share", 0.2)
     if not isinstance(share, int | float) or not 0 <= share <= 1:
         raise ConfigError(f"{path}: full_run_above_changed_share must be a number between 0 and 1")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from cdp_assets.identity.config import IdentifierType, IdentityConfig, Source
+from cdp_assets.identity.config import IdentityConfig, Source
 
 NORMALIZE_SQL = {"none": "{}", "trim": "trim({})", "lowercase": "lower(trim({}))"}
 LIMIT_REASON = "profile limit: more than {limit} {type} values in one profile"
@@ -95,7 +95,3 @@ SELECT e.rid, v.nid, e.type_rank, e.record_key, e.record_type, e.id_type, e.id_v
        {reason_sql(config, 'v.holders')} AS dropped_reason
 FROM e JOIN v ON v.id_type = e.id_type AND v.id_value = e.id_value
 """
-
-
-def limited_types(config: IdentityConfig) -> list[IdentifierType]:
-    return [t for t in config.types if t.max_per_profile]

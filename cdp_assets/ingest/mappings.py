@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from cdp_assets.settings import ConfigError
+from cdp_assets.settings import ConfigError, one_of, reject_unknown
 
 MAPPINGS_YAML = Path(__file__).resolve().parent.parent / "config" / "crm_mappings.yaml"
 CONTACT_COLUMNS = (
@@ -91,12 +91,8 @@ def _mapping(path: Path, name: str, data: object) -> Mapping:
     where = f"{path}: mappings.{name}"
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping with entity, files and columns")
-    unknown = set(data) - {"entity", "files", "columns", "optional", "constants", "encoding"}
-    if unknown:
-        raise ConfigError(f"{where} has unknown settings {', '.join(sorted(unknown))}")
-    entity = data.get("entity")
-    if entity not in CANONICAL:
-        raise ConfigError(f"{where}.entity must be one of {', '.join(CANONICAL)}")
+    reject_unknown(where, data, ("entity", "files", "columns", "optional", "constants", "encoding"))
+    entity = one_of(f"{where}.entity", data.get("entity"), list(CANONICAL))
     files = data.get("files")
     if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
         raise ConfigError(f"{where}.files must be a list of file-name patterns such as \"contacts*\"")
@@ -119,9 +115,7 @@ def _mapping(path: Path, name: str, data: object) -> Mapping:
         raise ConfigError(f"{where}.optional must list columns mapped in {where}.columns")
     if any(o in KEY_COLUMNS[entity] for o in optional):
         raise ConfigError(f"{where}.optional cannot include {', '.join(KEY_COLUMNS[entity])}")
-    encoding = data.get("encoding", "utf-8")
-    if encoding not in ENCODINGS:
-        raise ConfigError(f"{where}.encoding must be one of {', '.join(ENCODINGS)}")
+    encoding = one_of(f"{where}.encoding", data.get("encoding", "utf-8"), ENCODINGS)
     return Mapping(
         name=name, entity=entity, files=tuple(files),
         columns={c: _source_column(f"{where}.columns.{c}", spec) for c, spec in columns.items()},
