@@ -4,8 +4,8 @@ Every statement here runs inside the identity step's transaction and leaves temp
 
 - `_cdp_records(rid, record_key, record_type, holder, t_<type>...)`: one row per record, its normalized
   identifiers in one column per type. `holder` is who the record counts as towards a value's degree.
-- `_cdp_edges(rid, nid, type_rank, record_key, id_type, id_value, holder, dropped_reason)`: one row per
-  record -> identifier edge. `nid` numbers the identifier values for the connected-components kernel;
+- `_cdp_edges(rid, nid, type_rank, id_value, holder, dropped_reason)`: one row per record -> identifier
+  edge. `nid` numbers the identifier values for the connected-components kernel;
   `dropped_reason` is NULL when the edge links.
 """
 
@@ -17,6 +17,7 @@ from cdp_assets.identity.config import IdentityConfig, Source
 
 NORMALIZE_SQL = {"none": "{}", "trim": "trim({})", "lowercase": "lower(trim({}))"}
 LIMIT_REASON = "profile limit: more than {limit} {type} values in one profile"
+DEGREE_REASON = "shared by more than {limit} records"
 
 
 def literal(value: str) -> str:
@@ -28,6 +29,7 @@ def type_column(id_type: str) -> str:
 
 
 def _source_select(config: IdentityConfig, source: Source, where: str) -> str:
+    src = config.sources.index(source)
     record_key = f"{literal(source.name + ':')} || CAST(s.{source.key} AS VARCHAR)"
     columns = []
     for id_type in config.types:
@@ -39,7 +41,8 @@ def _source_select(config: IdentityConfig, source: Source, where: str) -> str:
         kind = config.type(source.degree_key)
         value = NORMALIZE_SQL[kind.normalize].format(f"CAST(s.{source.identifiers[source.degree_key]} AS VARCHAR)")
         holder = f"coalesce({literal(kind.name + ':')} || {value}, {record_key})"
-    return (f"SELECT {record_key} AS record_key, {literal(source.name)} AS record_type, {holder} AS holder, "
+    return (f"SELECT {record_key} AS record_key, {literal(source.name)} AS record_type, {src} AS src, "
+            f"{holder} AS holder, "
             f"{', '.join(columns)} FROM {source.table} AS s WHERE s.{source.key} IS NOT NULL{where}")
 
 
@@ -51,19 +54,24 @@ def records_sql(config: IdentityConfig, where: dict[str, str] | None = None) -> 
     return "SELECT row_number() OVER () AS rid, r.* FROM (" + " UNION ALL ".join(selects) + ") AS r"
 
 
-def _own_key_types(config: IdentityConfig) -> list[tuple[str, str]]:
-    """(record type, identifier type) pairs where the identifier is the record's own key: never blocked."""
-    return [(s.name, t) for s in config.sources for t, c in s.identifiers.items() if c == s.key]
+def _own_key_types(config: IdentityConfig) -> list[tuple[Source, str]]:
+    """(source, identifier type) pairs where the identifier is the record's own key: never blocked."""
+    return [(s, t) for s in config.sources for t, c in s.identifiers.items() if c == s.key]
+
+
+def id_type_sql(config: IdentityConfig, rank: str) -> str:
+    """The identifier type's name from its rank column."""
+    return f"CASE {rank} " + " ".join(f"WHEN {t.priority} THEN {literal(t.name)}" for t in config.types) + " END"
 
 
 def reason_sql(config: IdentityConfig, holders: str) -> str:
-    """CASE giving the guard that refuses an edge `e` whose value has `holders` distinct holders."""
+    """CASE giving the guard that refuses an edge `e(src, type_rank, id_value)` whose value has `holders`."""
     exact = ", ".join(literal(v) for v in config.blocked_exact) or "NULL"
     pattern = "|".join(f"(?:{p})" for p in config.blocked_patterns)
-    own = " OR ".join(f"(e.record_type = {literal(r)} AND e.id_type = {literal(t)})"
-                      for r, t in _own_key_types(config)) or "FALSE"
-    caps = " ".join(f"WHEN e.id_type = {literal(t.name)} AND {holders} > {t.max_records} "
-                    f"THEN {literal(f'shared by more than {t.max_records} records')}"
+    own = " OR ".join(f"(e.src = {config.sources.index(s)} AND e.type_rank = {config.type(t).priority})"
+                      for s, t in _own_key_types(config)) or "FALSE"
+    caps = " ".join(f"WHEN e.type_rank = {t.priority} AND {holders} > {t.max_records} "
+                    f"THEN {literal(DEGREE_REASON.format(limit=t.max_records))}"
                     for t in config.types if t.max_records)
     return f"""CASE
         WHEN {own} THEN NULL
@@ -82,16 +90,25 @@ def unpivot_sql(config: IdentityConfig, records: str = "_cdp_records") -> str:
 
 
 def edges_sql(config: IdentityConfig) -> str:
-    """SELECT of every edge of `_cdp_records`, numbered and judged by the guards."""
-    # Without degree keys every record is its own holder and holds a value once per type: count(*) is exact.
-    holders = "count(DISTINCT holder)" if any(s.degree_key for s in config.sources) else "count(*)"
+    """SELECT of every edge of `_cdp_records`, numbered and judged by the guards.
+
+    Edges carry integers and the value only: record keys and names join back when the tables are written.
+    """
+    # Without degree keys every record is its own holder and holds a value once per type: count(*) is exact
+    # and no holder needs carrying.
+    keyed = any(s.degree_key for s in config.sources)
+    holder = ", holder" if keyed else ""
+    unpivot = " UNION ALL ".join(
+        f"SELECT rid, src, {t.priority} AS type_rank, {type_column(t.name)} AS id_value{holder} "
+        f"FROM _cdp_records WHERE {type_column(t.name)} IS NOT NULL" for t in config.types)
     return f"""
-WITH e AS ({unpivot_sql(config)}),
+WITH e AS ({unpivot}),
 v AS (
-    SELECT id_type, id_value, {holders} AS holders, row_number() OVER () AS nid
-    FROM e GROUP BY id_type, id_value
+    SELECT type_rank, id_value, {"count(DISTINCT holder)" if keyed else "count(*)"} AS holders,
+           row_number() OVER () AS nid
+    FROM e GROUP BY type_rank, id_value
 )
-SELECT e.rid, v.nid, e.type_rank, e.record_key, e.record_type, e.id_type, e.id_value, e.holder, v.holders,
+SELECT e.rid, v.nid, e.type_rank, e.id_value, {"e.holder" if keyed else "CAST(NULL AS VARCHAR)"} AS holder,
        {reason_sql(config, 'v.holders')} AS dropped_reason
-FROM e JOIN v ON v.id_type = e.id_type AND v.id_value = e.id_value
+FROM e JOIN v ON v.type_rank = e.type_rank AND v.id_value = e.id_value
 """

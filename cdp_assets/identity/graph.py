@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from cdp_assets.identity.components import Solution, solve
 from cdp_assets.identity.config import IdentityConfig
-from cdp_assets.identity.edges import edges_sql, literal, records_sql
+from cdp_assets.identity.edges import edges_sql, id_type_sql, literal, records_sql
 from cdp_assets.identity.stable_ids import PROFILE_MERGES, RECORD_PROFILES, assign
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
@@ -47,8 +47,13 @@ class IdentityRun:
 
 
 def ensure_state(warehouse: WarehouseResource, conn: Connection) -> None:
+    """Create or migrate the identity state tables, and let DuckDB write this connection's tables unordered."""
     for table in (RECORD_PROFILES, PROFILE_MERGES, IDENTITY_STATE):
         table.ensure(warehouse, conn)
+    if warehouse.dialect == "duckdb":
+        # Every identity table is a set: keeping row order only serializes DuckDB's writers (W1: 11.6 s -> 9.5 s).
+        # The connection is the step's own (NullPool), so the setting ends with it.
+        conn.exec_driver_sql("SET preserve_insertion_order = false")
 
 
 def drop_temps(warehouse: WarehouseResource, conn: Connection, names: tuple[str, ...] = TEMP_TABLES) -> None:
@@ -85,7 +90,15 @@ def check_unique_records(warehouse: WarehouseResource, conn: Connection) -> None
                          "a source's key column must be unique (see cdp_assets/config/identity.yaml)")
 
 
-def write_outputs(warehouse: WarehouseResource, conn: Connection) -> None:
+def edge_rows_sql(config: IdentityConfig) -> str:
+    """`core.identity_edges` rows of the run's `_cdp_edges`, with record keys and profiles joined back."""
+    return f"""
+        SELECT a.record_key, {id_type_sql(config, 'e.type_rank')} AS id_type, e.id_value,
+               nullif(e.holder, a.record_key) AS holder, e.dropped_reason, a.profile_id
+        FROM _cdp_edges AS e JOIN _cdp_assign AS a ON a.rid = e.rid"""
+
+
+def write_outputs(warehouse: WarehouseResource, conn: Connection, config: IdentityConfig) -> None:
     """Replace the published identity tables from the run's `_cdp_edges` and `_cdp_assign`."""
     warehouse.replace_table(conn, RECORD_PROFILES.name, "SELECT record_key, record_type, profile_id FROM _cdp_assign")
     for view in VIEWS:  # PostgreSQL binds views to the table they read, so they go first and come back after
@@ -93,10 +106,7 @@ def write_outputs(warehouse: WarehouseResource, conn: Connection) -> None:
             kind = "VIEW" if warehouse.scalar(conn, "SELECT count(*) FROM information_schema.views WHERE "
                                                     "table_schema || '.' || table_name = :v", {"v": view}) else "TABLE"
             conn.exec_driver_sql(f"DROP {kind} {view}")
-    warehouse.replace_table(conn, "core.identity_edges", """
-        SELECT e.record_key, e.id_type, e.id_value, nullif(e.holder, e.record_key) AS holder, e.holders,
-               e.dropped_reason, a.profile_id
-        FROM _cdp_edges AS e JOIN _cdp_assign AS a ON a.rid = e.rid""")
+    warehouse.replace_table(conn, "core.identity_edges", edge_rows_sql(config))
     for view, select in VIEWS.items():
         conn.exec_driver_sql(f"CREATE VIEW {view} AS {warehouse.sql(select)}")
 
@@ -130,7 +140,7 @@ def full_run(warehouse: WarehouseResource, conn: Connection, config: IdentityCon
     warehouse.run(conn, f"CREATE TEMP TABLE _cdp_edges AS {edges_sql(config)}")
     solution = solve(warehouse, conn, config, config.engine)
     changes = assign(warehouse, conn, RECORD_PROFILES.name, run_id)
-    write_outputs(warehouse, conn)
+    write_outputs(warehouse, conn, config)
     save_watermarks(warehouse, conn, config)
     run = IdentityRun("full", solution=solution, reason_for_full=reason, **changes)
     run.records_restitched = warehouse.row_count(conn, "_cdp_assign")

@@ -34,7 +34,11 @@ PROFILE_MERGES = StateTable(
 
 
 def assign_sql(prior: str) -> str:
-    """`_cdp_assign(rid, record_key, record_type, profile_id, label)` from `_cdp_labels` and the `prior` ids."""
+    """`_cdp_assign(rid, record_key, record_type, profile_id, label)` from `_cdp_labels` and the `prior` ids.
+
+    `prior` holds the previous ids of the labelled records (all of them, or an incremental run's subgraph);
+    a minted id is checked against every id in use.
+    """
     return f"""
 CREATE TEMP TABLE _cdp_assign AS
 WITH candidates AS (
@@ -49,11 +53,15 @@ claims AS (
 kept AS (SELECT label, min(profile_id) AS profile_id FROM claims WHERE claim_rank = 1 GROUP BY label),
 minted AS (
     SELECT label, 'p_' || substr(md5(label), 1, 20) AS profile_id FROM _cdp_labels GROUP BY label
+),
+taken AS (
+    SELECT DISTINCT m.label FROM minted AS m JOIN {RECORD_PROFILES.name} AS r ON r.profile_id = m.profile_id
+    WHERE m.label NOT IN (SELECT label FROM kept)
 )
 SELECT
     l.rid, l.record_key, l.record_type, l.label,
     coalesce(k.profile_id, CASE
-        WHEN m.profile_id IN (SELECT profile_id FROM {prior}) THEN 'p_' || substr(md5(l.label || '#split'), 1, 20)
+        WHEN m.label IN (SELECT label FROM taken) THEN 'p_' || substr(md5(l.label || '#split'), 1, 20)
         ELSE m.profile_id END) AS profile_id
 FROM _cdp_labels AS l
 LEFT JOIN kept AS k ON k.label = l.label
