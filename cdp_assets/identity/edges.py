@@ -64,6 +64,16 @@ def id_type_sql(config: IdentityConfig, rank: str) -> str:
     return f"CASE {rank} " + " ".join(f"WHEN {t.priority} THEN {literal(t.name)}" for t in config.types) + " END"
 
 
+def type_rank_sql(config: IdentityConfig, name: str) -> str:
+    """The identifier type's rank from its name column."""
+    return f"CASE {name} " + " ".join(f"WHEN {literal(t.name)} THEN {t.priority}" for t in config.types) + " END"
+
+
+def source_rank_sql(config: IdentityConfig, name: str) -> str:
+    """The source's position in the config (`src`) from its name column."""
+    return f"CASE {name} " + " ".join(f"WHEN {literal(s.name)} THEN {i}" for i, s in enumerate(config.sources)) + " END"
+
+
 def reason_sql(config: IdentityConfig, holders: str) -> str:
     """CASE giving the guard that refuses an edge `e(src, type_rank, id_value)` whose value has `holders`."""
     exact = ", ".join(literal(v) for v in config.blocked_exact) or "NULL"

@@ -5,11 +5,14 @@ Removed records (deleted contacts, purged people) are found by counting: a sourc
 records than the last run stored only when some left, and only then are keys compared.
 
 The restitched subgraph is closed, so the result equals a full run's:
-- every profile that held a changed record, or holds a value a changed record carries or carried
-  (its holder count, and so the degree guard, may have changed);
+- every profile that held a changed record;
+- every profile holding a value a changed record carries or carried, when that value links before or
+  after the change (its holder count, and so the degree guard, may have changed). A value blocked or over
+  its cap both before and after changes nothing for its holders, so a junk value does not pull in the
+  thousands of profiles holding it;
 - every profile sharing a value that a per-profile limit dropped inside the set, repeatedly, because
   limits are resolved on the component as it was before the drops.
-Anything else is untouched: its edges, values and holder counts are as the last run left them.
+Anything else is untouched: its edges and their reasons are as the last run left them.
 A changed configuration, a missing watermark or too many changes make the run a full one.
 """
 
@@ -21,7 +24,16 @@ from sqlalchemy.engine import Connection
 
 from cdp_assets.identity.components import solve
 from cdp_assets.identity.config import IdentityConfig
-from cdp_assets.identity.edges import DEGREE_REASON, LIMIT_REASON, literal, reason_sql, records_sql, unpivot_sql
+from cdp_assets.identity.edges import (
+    DEGREE_REASON,
+    LIMIT_REASON,
+    literal,
+    reason_sql,
+    records_sql,
+    source_rank_sql,
+    type_rank_sql,
+    unpivot_sql,
+)
 from cdp_assets.identity.graph import (
     IDENTITY_STATE,
     IdentityRun,
@@ -40,14 +52,6 @@ INCREMENTAL_TEMPS = ("_cdp_changed", "_cdp_gone", "_cdp_new_edges", "_cdp_touche
                      "_cdp_sub_edges", "_cdp_limited", "_cdp_prior")
 LIMIT_PREFIX = LIMIT_REASON.split(":")[0] + ":%"
 DEGREE_PREFIX = DEGREE_REASON.split("{")[0] + "%"
-
-
-def _source_rank(config: IdentityConfig, name: str) -> str:
-    return f"CASE {name} " + " ".join(f"WHEN {literal(s.name)} THEN {i}" for i, s in enumerate(config.sources)) + " END"
-
-
-def _type_rank(config: IdentityConfig, name: str) -> str:
-    return f"CASE {name} " + " ".join(f"WHEN {literal(t.name)} THEN {t.priority}" for t in config.types) + " END"
 
 
 def _timestamp(value: datetime | None) -> str:
@@ -131,8 +135,8 @@ def _affected_profiles(warehouse: WarehouseResource, conn: Connection, config: I
         UNION SELECT p.profile_id FROM core.record_profiles AS p JOIN _cdp_gone AS g ON g.record_key = p.record_key
         UNION SELECT e.profile_id FROM (
             SELECT h.profile_id, h.id_value, h.dropped_reason, t.holders,
-                   {_source_rank(config, "split_part(h.record_key, ':', 1)")} AS src,
-                   {_type_rank(config, 'h.id_type')} AS type_rank
+                   {source_rank_sql(config, "split_part(h.record_key, ':', 1)")} AS src,
+                   {type_rank_sql(config, 'h.id_type')} AS type_rank
             FROM _cdp_hits AS h JOIN _cdp_touched AS t ON t.id_type = h.id_type AND t.id_value = h.id_value
         ) AS e
         WHERE e.dropped_reason IS NULL OR e.dropped_reason LIKE {literal(LIMIT_PREFIX)}
@@ -186,8 +190,8 @@ def _build_subgraph(warehouse: WarehouseResource, conn: Connection, config: Iden
     warehouse.run(conn, f"""
         CREATE TEMP TABLE _cdp_edges AS
         WITH e AS (
-            SELECT r.rid, {_source_rank(config, 's.record_type')} AS src, s.holder, s.id_type, s.id_value,
-                   {_type_rank(config, 's.id_type')} AS type_rank, s.old_reason
+            SELECT r.rid, {source_rank_sql(config, 's.record_type')} AS src, s.holder, s.id_type, s.id_value,
+                   {type_rank_sql(config, 's.id_type')} AS type_rank, s.old_reason
             FROM _cdp_sub_edges AS s JOIN _cdp_records AS r ON r.record_key = s.record_key
         ),
         v AS (
