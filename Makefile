@@ -24,7 +24,7 @@ ui: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.crm_ingest
 	$(BIN)/python -m benchmarks.ga4_ingest
-	$(BIN)/python -m benchmarks.identity_resolution
+	$(BIN)/python -m benchmarks.identity_resolution --pairs 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

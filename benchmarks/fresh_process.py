@@ -9,13 +9,20 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def measure(module: str, which: str, pair: int, *arguments: str) -> dict:
-    """Run `python -m <module> --one <which> --db <file> <arguments>` and return the JSON line it prints last."""
+def measure(module: str, which: str, pair: int, *arguments: str, timeout: float | None = None) -> dict:
+    """Run `python -m <module> --one <which> --db <file> <arguments>` and return the JSON line it prints last.
+
+    A measurement still running after `timeout` seconds is stopped and reported as `{"timed_out_after_s": ...}`.
+    """
     db = OUT / f"{module.rsplit('.', 1)[-1]}_{which}_{pair}.duckdb"
     db.unlink(missing_ok=True)
-    output = subprocess.run([sys.executable, "-m", module, "--one", which, "--db", str(db), *arguments],
-                            check=True, capture_output=True, text=True).stdout
-    db.unlink(missing_ok=True)
+    try:
+        output = subprocess.run([sys.executable, "-m", module, "--one", which, "--db", str(db), *arguments],
+                                check=True, capture_output=True, text=True, timeout=timeout).stdout
+    except subprocess.TimeoutExpired:
+        return {"timed_out_after_s": timeout}
+    finally:
+        db.unlink(missing_ok=True)
     return json.loads(output.strip().splitlines()[-1])
 
 

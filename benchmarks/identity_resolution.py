@@ -1,6 +1,6 @@
 """Benchmark: our identity stage against Splink 5 on the `cdp_landscape.md` section 1.7 workloads.
 
-    make bench     # or: .venv/bin/python -m benchmarks.identity_resolution [--workloads w1 w2 w3] [--pairs 1]
+    make bench     # or: .venv/bin/python -m benchmarks.identity_resolution [--workloads w0 w1 w2 w3] [--pairs 1]
 
 Baseline: Splink 5's deterministic linking on DuckDB (`dedupe_only`, one `block_on` rule per identifier,
 `deterministic_link()` then `cluster_pairwise_predictions_at_threshold()`), timed from registering the
@@ -121,6 +121,8 @@ def workload_files(name: str) -> tuple[Path, Path, int]:
 def main() -> None:
     arguments = parser(__doc__, ["splink", "ours", "incremental"])
     arguments.add_argument("--workloads", nargs="+", default=["w0", "w2", "w1"], choices=sorted(WORKLOADS))
+    arguments.add_argument("--timeout", type=float, default=900,
+                           help="seconds after which a Splink run is stopped and reported as timed out")
     arguments.add_argument("--records", type=Path)
     arguments.add_argument("--delta", type=Path)
     options = arguments.parse_args()
@@ -135,14 +137,15 @@ def main() -> None:
     for name in options.workloads:
         records, delta, rows = workload_files(name)
         for pair in range(options.pairs):
-            splink = measure(MODULE, "splink", pair, "--records", str(records))
+            splink = measure(MODULE, "splink", pair, "--records", str(records), timeout=options.timeout)
             ours = measure(MODULE, "ours", pair, "--records", str(records))
             increment = measure(MODULE, "incremental", pair, "--records", str(records), "--delta", str(delta))
+            finished = "seconds" in splink
             print(json.dumps({
                 "workload": name, "records": rows, "pair": pair, "splink": splink, "ours": ours,
                 "incremental": increment,
-                "speedup_records_per_s": splink["seconds"] / ours["seconds"],
-                "rss_ours_over_splink": ours["peak_rss_mib"] / splink["peak_rss_mib"],
+                "speedup_records_per_s": splink["seconds"] / ours["seconds"] if finished else None,
+                "rss_ours_over_splink": ours["peak_rss_mib"] / splink["peak_rss_mib"] if finished else None,
                 "incremental_over_full": increment["incremental_seconds"] / increment["seconds"],
             }), flush=True)
 
