@@ -119,11 +119,10 @@ def summarize(warehouse: WarehouseResource, conn: Connection, config: IdentityCo
             SELECT count(DISTINCT profile_id) FROM (
                 SELECT profile_id, id_type, count(*) AS n FROM core.profile_identifiers GROUP BY profile_id, id_type
             ) AS c WHERE n > CASE id_type {limits} ELSE n END"""))
-    run.records, run.profiles = warehouse.run(
-        conn, f"SELECT count(*), count(DISTINCT profile_id) FROM {RECORD_PROFILES.name}").one()
-    run.largest_profile_records = int(warehouse.scalar(
-        conn, f"SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM {RECORD_PROFILES.name} "
-              "GROUP BY profile_id) AS s"))
+    records, profiles, largest = warehouse.run(
+        conn, f"SELECT coalesce(sum(n), 0), count(*), coalesce(max(n), 0) FROM (SELECT count(*) AS n "
+              f"FROM {RECORD_PROFILES.name} GROUP BY profile_id) AS s").one()
+    run.records, run.profiles, run.largest_profile_records = int(records), int(profiles), int(largest)
     run.edges = warehouse.row_count(conn, "core.identity_edges")
     run.dropped = {reason: int(n) for reason, n in warehouse.run(
         conn, "SELECT reason, count(*) FROM core.identity_audit GROUP BY reason ORDER BY reason").fetchall()}
