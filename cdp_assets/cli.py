@@ -139,6 +139,47 @@ def _ga4_backfill(args: argparse.Namespace) -> int:
     return 0 if all(o.ok for _, o in outcomes) else 1
 
 
+def replay_dead_letters(defs: dg.Definitions, destination: str, instance: dg.DagsterInstance,
+                        log_level: str = "INFO") -> tuple[dict[str, int], RunOutcome | None]:
+    """Put a destination's dead letters back to pending and run its egress asset over the days they belong to.
+
+    Returns the records replayed per partition and the run's outcome (None when there was nothing to replay).
+    """
+    from cdp_assets.activation import ledger
+    from cdp_assets.schedules import partition_range_tags
+
+    key = dg.AssetKey(["activation", destination])
+    if key not in defs.resolve_all_asset_keys():
+        raise settings.ConfigError(f"no enabled destination named {destination!r} in destinations.yaml")
+    warehouse = defs.resources["warehouse"]
+    with warehouse.begin() as conn:
+        ledger.ensure_tables(warehouse, conn)
+        replayed = ledger.replay(warehouse, conn, destination)
+    if not replayed:
+        return replayed, None
+    job = defs.resolve_implicit_global_asset_job_def()
+    tags = {"cdp/replay": destination}
+    if defs.resolve_assets_def(key).partitions_def is not None:
+        days = sorted(date.fromisoformat(p) for p in replayed)
+        tags.update(partition_range_tags(days[0], days[-1]))
+    result = job.execute_in_process(asset_selection=[key], instance=instance, raise_on_error=False, tags=tags,
+                                    run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+    return replayed, _outcome(result)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from cdp_assets.definitions import build_definitions
+
+    replayed, outcome = replay_dead_letters(build_definitions(), args.destination, open_instance())
+    if outcome is None:
+        print(f"{args.destination}: no dead letters to replay")
+        return 0
+    print(f"{args.destination}: {sum(replayed.values())} dead letters back to pending "
+          f"({', '.join(f'{p}: {n}' for p, n in replayed.items())})")
+    report(outcome, ", ".join(replayed))
+    return 0 if outcome.ok else 1
+
+
 def _generate(args: argparse.Namespace) -> int:
     from cdp_assets.sample_data import write_crm_extracts, write_ga4_sample
 
@@ -175,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     backfill.add_argument("--from", dest="first", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
     backfill.add_argument("--to", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday in CDP_TIMEZONE)")
     backfill.set_defaults(handler=_ga4_backfill)
+
+    replay = commands.add_parser("replay", help="send a destination's dead letters again, after the data or "
+                                                 "the configuration that made them fail was fixed")
+    replay.add_argument("--destination", required=True, help="a destination name from destinations.yaml")
+    replay.set_defaults(handler=_replay)
 
     generate = commands.add_parser("generate", help="write deterministic messy sample data to the landing folder")
     generate.add_argument("--people", type=int, default=3000)

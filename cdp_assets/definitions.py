@@ -7,8 +7,10 @@ import os
 import dagster as dg
 
 from cdp_assets import settings
-from cdp_assets.activation.assets import meta_audience_asset, meta_capi_asset
+from cdp_assets.activation.audience_sync import audience_sync_asset
 from cdp_assets.activation.config import load_audience_syncs, load_destinations
+from cdp_assets.activation.conversions import conversions_asset
+from cdp_assets.activation.transport import RetryPolicy
 from cdp_assets.audiences.assets import audience_asset
 from cdp_assets.audiences.config import load_audience_settings
 from cdp_assets.checks.gates import GATES, audience_gate, gate_check
@@ -55,8 +57,9 @@ def _ga4() -> GA4Resource:
 
 
 def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: str | None = None,
-                      ga4: GA4Resource | None = None) -> dg.Definitions:
-    """Assemble the project; tests pass their own warehouse, landing folder and GA4 client settings."""
+                      ga4: GA4Resource | None = None, retry_policy: RetryPolicy | None = None) -> dg.Definitions:
+    """Assemble the project; tests pass their own warehouse, landing folder, GA4 client settings and egress
+    retry policy (short waits)."""
     if warehouse is None:
         warehouse = WarehouseResource(url=_warehouse_url_config())
         dialect = dialect_of(settings.warehouse_url())
@@ -70,8 +73,13 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     crm_assets = [crm_file_asset(entity, dialect, mappings, deps=(deletions.key, hubspot_extracts.key))
                   for entity in (CONTACTS, ORDERS)]
     ga4_assets = [ga4_report_asset(report, partitions, dialect) for report in load_reports()]
+    destinations = load_destinations()
+    # Deletion status is read after the audience syncs, which carry removals to the platforms.
+    audience_egress = [dg.AssetKey(["activation", d.name]) for d in destinations.values()
+                       if d.enabled and d.kind == "audiences"]
     python_assets = [deletions, privacy_list_asset(SUPPRESSIONS, dialect), *crm_assets, hubspot_extracts,
-                     identity_asset(), deletion_status_asset(dialect), *ga4_assets, exchange_rates_asset(dialect)]
+                     identity_asset(), deletion_status_asset(dialect, audience_egress), *ga4_assets,
+                     exchange_rates_asset(dialect)]
     python_keys = {key for a in python_assets for key in a.keys}
     models = load_models(SQL_ROOT, external=python_keys)
     audience_models = [m for m in models if m.key.path[0] == "audiences"]
@@ -81,17 +89,16 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     # Each egress asset waits on the gates upstream of it: conversions do not read audiences.
     core_gates = [gate.check_key for gate in GATES]
     gates = [gate.check_key for gate in all_gates]
-    destinations = load_destinations()
     syncs = load_audience_syncs(destinations, audiences)
     egress = []
     for destination in destinations.values():
         if not destination.enabled:
             continue
-        if destination.platform == "meta_capi":
-            egress.append(meta_capi_asset(destination, partitions, core_gates))
+        if destination.kind == "events":
+            egress.append(conversions_asset(destination, partitions, core_gates, retry_policy or RetryPolicy()))
         else:
             mine = [s for s in syncs if s.destination == destination.name]
-            egress.append(meta_audience_asset(destination, mine, gates))
+            egress.append(audience_sync_asset(destination, mine, gates, retry_policy or RetryPolicy()))
 
     daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all(),
                                     description="The whole graph for one day: that day's partitions and "

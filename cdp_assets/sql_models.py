@@ -98,8 +98,12 @@ def referenced_tables(path: Path, sql: str) -> set[tuple[str, str]]:
 
 
 def render(path: Path, text: str) -> str:
-    """Replace `{{ name }}` variables: `timezone` (CDP_TIMEZONE) and the golden-record rules `golden_<field>`."""
-    values = {"timezone": settings.timezone().key, **golden_record_variables()}
+    """Replace `{{ name }}` variables: `timezone` (CDP_TIMEZONE), the golden-record rules `golden_<field>` and
+    `conversion_statuses` (the order statuses of destinations.yaml that count as conversions)."""
+    from cdp_assets.activation.config import conversion_statuses  # it reads SQL_ROOT from this module
+
+    statuses = ", ".join(f"'{s}'" for s in conversion_statuses())
+    values = {"timezone": settings.timezone().key, "conversion_statuses": statuses, **golden_record_variables()}
 
     def value(match: re.Match) -> str:
         name = match.group(1)

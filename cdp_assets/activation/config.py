@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from cdp_assets.audiences.config import AudienceSettings
-from cdp_assets.settings import PURPOSES, ConfigError
+from cdp_assets.settings import PURPOSES, ConfigError, one_of, reject_unknown
 from cdp_assets.sql_models import SQL_ROOT
 
 DESTINATIONS_YAML = Path(__file__).resolve().parent.parent / "config" / "destinations.yaml"
-PLATFORMS = ("meta_capi", "meta_custom_audiences")
+# platform -> (kind, default event name, default maximum event age in days, environment variables it reads)
+PLATFORMS: dict[str, tuple[str, str | None, int | None, tuple[str, ...]]] = {
+    "meta_capi": ("events", "Purchase", 7, ("META_ACCESS_TOKEN", "META_PIXEL_ID", "META_GRAPH_URL",
+                                             "META_API_VERSION", "META_TEST_EVENT_CODE")),
+    "meta_custom_audiences": ("audiences", None, None, ("META_ACCESS_TOKEN", "META_AD_ACCOUNT_ID",
+                                                        "META_GRAPH_URL", "META_API_VERSION")),
+    "google_ads_conversions": ("events", "Purchase", 90, (
+        "GOOGLE_ADS_DEVELOPER_TOKEN", "GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN",
+        "GOOGLE_ADS_CUSTOMER_ID", "GOOGLE_ADS_LOGIN_CUSTOMER_ID", "GOOGLE_ADS_CONVERSION_ACTION", "GOOGLE_ADS_API_URL",
+        "GOOGLE_OAUTH_TOKEN_URL")),
+    "google_customer_match": ("audiences", None, None, (
+        "GOOGLE_ADS_DEVELOPER_TOKEN", "GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN",
+        "GOOGLE_ADS_CUSTOMER_ID", "GOOGLE_ADS_LOGIN_CUSTOMER_ID", "GOOGLE_ADS_API_URL", "GOOGLE_OAUTH_TOKEN_URL")),
+    "tiktok_events": ("events", "CompletePayment", 7, ("TIKTOK_ACCESS_TOKEN", "TIKTOK_PIXEL_CODE",
+                                                         "TIKTOK_ADVERTISER_ID", "TIKTOK_API_URL")),
+    "pinterest_conversions": ("events", "checkout", 7, ("PINTEREST_ACCESS_TOKEN", "PINTEREST_AD_ACCOUNT_ID",
+                                                          "PINTEREST_API_URL")),
+}
+DEFAULT_STATUSES = ("completed", "paid", "fulfilled")
+NEVER_CONVERSIONS = ("cancelled", "canceled", "refunded")
+STATUS_SHAPE = re.compile(r"[a-z0-9_ -]+")
+KEYS = ("platform", "enabled", "consent_purpose", "max_event_age_days", "event_name", "event_id", "env")
 
 
 @dataclass(frozen=True)
@@ -22,6 +45,20 @@ class Destination:
     enabled: bool
     consent_purpose: str | None
     max_event_age_days: int | None
+    event_name: str | None = None
+    event_id: str = "{order_id}"  # the template the site's pixel uses for its eventID
+    env: dict[str, str] = field(default_factory=dict)  # variable -> the variable this account reads instead
+
+    @property
+    def kind(self) -> str:
+        return PLATFORMS[self.platform][0]
+
+    def setting(self, variable: str) -> str | None:
+        """The value of a documented variable for this account (`env:` in the YAML renames it)."""
+        return os.environ.get(self.env.get(variable, variable)) or None
+
+    def variable(self, name: str) -> str:
+        return self.env.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -29,6 +66,7 @@ class AudienceSync:
     audience: str
     destination: str
     audience_id: str | None
+    sync_mode: str = "add_remove"
 
 
 def _mapping(path: Path) -> dict:
@@ -38,37 +76,71 @@ def _mapping(path: Path) -> dict:
     return data
 
 
+def _event_id_template(where: str, template: object) -> str:
+    if not isinstance(template, str):
+        raise ConfigError(f"{where}.event_id must be a template such as '{{order_id}}'")
+    try:
+        template.format(order_id="o", contact_id="c")
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(f"{where}.event_id may use only {{order_id}} and {{contact_id}}") from None
+    return template
+
+
+def _destination(path: Path, name: str, settings: object) -> Destination:
+    where = f"{path}: destinations.{name}"
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    reject_unknown(where, settings, KEYS)
+    platform = one_of(f"{where}.platform", settings.get("platform"), tuple(PLATFORMS))
+    kind, event_name, max_age, variables = PLATFORMS[platform]
+    purpose = settings.get("consent_purpose")
+    if purpose is not None:
+        one_of(f"{where}.consent_purpose", purpose, PURPOSES)
+    age = settings.get("max_event_age_days", max_age)
+    if kind == "events" and (not isinstance(age, int) or age < 1):
+        raise ConfigError(f"{where}.max_event_age_days must be a whole number of days")
+    env = settings.get("env") or {}
+    if not isinstance(env, dict) or any(k not in variables for k in env):
+        raise ConfigError(f"{where}.env may rename only this platform's variables: {', '.join(variables)}")
+    return Destination(name, platform, bool(settings.get("enabled", False)), purpose, age if kind == "events" else None,
+                       str(settings.get("event_name") or event_name) if kind == "events" else None,
+                       _event_id_template(where, settings.get("event_id", "{order_id}")),
+                       {str(k): str(v) for k, v in env.items()})
+
+
 def load_destinations(path: Path = DESTINATIONS_YAML) -> dict[str, Destination]:
     entries = _mapping(path).get("destinations")
     if not isinstance(entries, dict):
         raise ConfigError(f"{path}: 'destinations' must map destination names to their settings")
-    result = {}
-    for name, settings in entries.items():
-        where = f"{path}: destinations.{name}"
-        if not isinstance(settings, dict):
-            raise ConfigError(f"{where} must be a mapping")
-        platform = settings.get("platform")
-        if platform not in PLATFORMS:
-            raise ConfigError(f"{where}.platform must be one of {', '.join(PLATFORMS)}, not {platform!r}")
-        purpose = settings.get("consent_purpose")
-        if purpose is not None and purpose not in PURPOSES:
-            raise ConfigError(f"{where}.consent_purpose must be one of {', '.join(PURPOSES)}")
-        age = settings.get("max_event_age_days")
-        if age is not None and (not isinstance(age, int) or age < 1):
-            raise ConfigError(f"{where}.max_event_age_days must be a whole number of days")
-        result[name] = Destination(name, platform, bool(settings.get("enabled", False)), purpose, age)
-    return result
+    return {name: _destination(path, name, settings) for name, settings in entries.items()}
+
+
+def conversion_statuses(path: Path = DESTINATIONS_YAML) -> tuple[str, ...]:
+    """Order statuses that count as a conversion (`conversions.statuses`); cancelled or refunded never do."""
+    section = _mapping(path).get("conversions") or {}
+    statuses = section.get("statuses", list(DEFAULT_STATUSES)) if isinstance(section, dict) else None
+    if not isinstance(statuses, list) or not statuses or not all(isinstance(s, str) for s in statuses):
+        raise ConfigError(f"{path}: conversions.statuses must list order statuses, such as {list(DEFAULT_STATUSES)}")
+    if not all(STATUS_SHAPE.fullmatch(s.strip().lower()) for s in statuses):
+        raise ConfigError(f"{path}: conversions.statuses may hold letters, digits, spaces, '-' and '_' only")
+    refused = [s for s in statuses if s.strip().lower() in NEVER_CONVERSIONS]
+    if refused:
+        raise ConfigError(f"{path}: conversions.statuses lists {', '.join(refused)}; a cancelled or refunded "
+                          "order is never a conversion")
+    return tuple(s.strip().lower() for s in statuses)
 
 
 def load_audience_syncs(
     destinations: dict[str, Destination], audiences: dict[str, AudienceSettings]
 ) -> list[AudienceSync]:
-    """Audience -> destination pairs from each audience's YAML; every destination named must exist."""
+    """Audience -> destination pairs from each audience's YAML; every destination named must be an audience one."""
     syncs = []
     for name, audience in sorted(audiences.items()):
         for destination, audience_id in audience.destinations.items():
+            where = SQL_ROOT / "audiences" / (name + ".yaml")
             if destination not in destinations:
-                raise ConfigError(f"{SQL_ROOT / 'audiences' / (name + '.yaml')}: destinations.{destination} is not "
-                                  f"in {DESTINATIONS_YAML.name}")
-            syncs.append(AudienceSync(name, destination, audience_id))
+                raise ConfigError(f"{where}: destinations.{destination} is not in {DESTINATIONS_YAML.name}")
+            if destinations[destination].kind != "audiences":
+                raise ConfigError(f"{where}: destinations.{destination} takes conversion events, not audiences")
+            syncs.append(AudienceSync(name, destination, audience_id, audience.sync_mode))
     return syncs

@@ -1,16 +1,14 @@
 """The egress log (`activation.egress_requests`), dead letters, and the gate that guards every send."""
 
 
-import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from sqlalchemy.engine import Connection
 
+from cdp_assets.activation.transport import Request, encode_body
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
 
@@ -26,34 +24,26 @@ DEAD_LETTERS = StateTable(
     "CREATE TABLE activation.dead_letters (destination VARCHAR, partition_key VARCHAR, record_key VARCHAR, "
     "reason VARCHAR, run_id VARCHAR, created_at TIMESTAMP)",
 )
+# Dry-run dead letters carry this run id, so a re-plan replaces them and never a live run's.
+DRY_RUN_ID = "dry_run"
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
-
-
-@dataclass(frozen=True)
-class PreparedRequest:
-    operation: str
-    method: str
-    url: str
-    body: dict[str, Any]
-    record_count: int
-
-
-def encode_body(body: dict[str, Any]) -> str:
-    """The one JSON encoding used both to send a body and to log it, so the log shows what was sent."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 def record_dry_run(
     warehouse: WarehouseResource, conn: Connection, destination: str, partition_key: str, run_id: str,
-    requests: list[PreparedRequest], dead_letters: list[tuple[str, str]],
+    requests: list[Request], dead_letters: list[tuple[str, str]],
 ) -> None:
-    """Replace the dry-run plan and dead letters of (destination, partition) with this run's."""
+    """Replace the dry-run plan and dead letters of (destination, partition) with this run's.
+
+    Dead letters of a live destination are kept: they are the ledger's, replayed, not re-planned.
+    """
     for table in (EGRESS_REQUESTS, DEAD_LETTERS):
         table.ensure(warehouse, conn)
     where = {"d": destination, "p": partition_key}
     warehouse.run(conn, "DELETE FROM activation.egress_requests WHERE destination = :d AND partition_key = :p "
                         "AND status = 'dry_run'", where)
-    warehouse.run(conn, "DELETE FROM activation.dead_letters WHERE destination = :d AND partition_key = :p", where)
+    warehouse.run(conn, "DELETE FROM activation.dead_letters WHERE destination = :d AND partition_key = :p "
+                        "AND run_id = :dry", {**where, "dry": DRY_RUN_ID})
     now = datetime.now(UTC).replace(tzinfo=None)
     count = len(requests)
     if count:
@@ -73,13 +63,22 @@ def record_dry_run(
             "response_body": pa.nulls(count, pa.string()),
             "created_at": pa.array([now] * count, pa.timestamp("s")),
         }))
-    if dead_letters:
-        n = len(dead_letters)
-        warehouse.append_arrow(conn, DEAD_LETTERS.name, pa.table({
-            "destination": [destination] * n, "partition_key": [partition_key] * n,
-            "record_key": [k for k, _ in dead_letters], "reason": [r for _, r in dead_letters],
-            "run_id": [run_id] * n, "created_at": pa.array([now] * n, pa.timestamp("s")),
-        }))
+    dead_letter_rows(warehouse, conn, destination, DRY_RUN_ID, [(partition_key, k, r) for k, r in dead_letters])
+
+
+def dead_letter_rows(warehouse: WarehouseResource, conn: Connection, destination: str, run_id: str,
+                     rows: list[tuple[str, str, str]]) -> None:
+    """Append (partition, record key, reason) dead letters of one destination."""
+    if not rows:
+        return
+    DEAD_LETTERS.ensure(warehouse, conn)
+    n = len(rows)
+    at = datetime.now(UTC).replace(tzinfo=None)
+    warehouse.append_arrow(conn, DEAD_LETTERS.name, pa.table({
+        "destination": [destination] * n, "partition_key": [p for p, _, _ in rows],
+        "record_key": [k for _, k, _ in rows], "reason": [r for _, _, r in rows],
+        "run_id": [run_id] * n, "created_at": pa.array([at] * n, pa.timestamp("s")),
+    }))
 
 
 def closed_gates(instance: dg.DagsterInstance, checks: list[dg.AssetCheckKey]) -> list[str]:
@@ -97,14 +96,8 @@ def closed_gates(instance: dg.DagsterInstance, checks: list[dg.AssetCheckKey]) -
     return closed
 
 
-def egress_preamble(
-    context: dg.AssetExecutionContext, mode: str, gates: list[dg.AssetCheckKey], purpose: str | None
-) -> None:
-    """Refuse to prepare or send anything while a gate is closed or in a mode this build cannot honour."""
-    if mode != "dry_run":
-        raise dg.Failure(
-            f"CDP_EGRESS_MODE={mode}: this release prepares dry-run plans only and sends nothing; "
-            "set CDP_EGRESS_MODE=dry_run (the default)")
+def egress_preamble(context: dg.AssetExecutionContext, gates: list[dg.AssetCheckKey], purpose: str | None) -> None:
+    """Refuse to prepare or send anything while a gate is closed."""
     closed = closed_gates(context.instance, gates)
     if not closed and purpose is None:
         context.log.warning("this destination maps to no consent purpose in destinations.yaml, so nobody "

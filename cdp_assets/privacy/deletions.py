@@ -14,6 +14,7 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cdp_assets.activation.ledger import AUDIENCE_ACKS
 from cdp_assets.ingest.phones import PHONE_NUMBERS, country_key
 from cdp_assets.privacy.requests import DELETIONS
 from cdp_assets.resources.warehouse import WarehouseResource
@@ -107,7 +108,27 @@ def _remaining_sql() -> str:
     return " UNION ALL ".join(parts)
 
 
-def deletion_status_asset(dialect: str) -> dg.AssetsDefinition:
+def _destination_sql(destinations: list[str], at: datetime) -> str:
+    """Per request and audience destination: acknowledged members still holding the requested email or phone."""
+    if not destinations:
+        return ""
+    names = ", ".join(f"('{d}')" for d in destinations)
+    return f"""
+        UNION ALL
+        SELECT d.request_id, d.id_type, 'destination:' || t.destination, count(k.match_key),
+               CASE WHEN d.id_type = 'contact_id' THEN 'unverifiable_by_contact_id'
+                    WHEN count(k.match_key) = 0 THEN 'removed' ELSE 'removal_pending' END,
+               CAST('{at.isoformat(sep=' ')}' AS TIMESTAMP)
+        FROM core.deletion_requests AS d
+        CROSS JOIN (VALUES {names}) AS t(destination)
+        LEFT JOIN activation.audience_acks AS k ON k.destination = t.destination
+            AND ((d.id_type = 'email' AND k.email_sha256 = d.id_sha256)
+                 OR (d.id_type = 'phone' AND k.phone_sha256 = d.id_sha256))
+        WHERE d.status = 'active'
+        GROUP BY d.request_id, d.id_type, t.destination"""
+
+
+def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey]) -> dg.AssetsDefinition:
     purged = dg.AssetCheckSpec("deleted_people_are_purged", asset=["core", "deletion_status"],
                                description="No row in raw, quarantine, staging or core still holds an identifier "
                                            "of an active deletion request.")
@@ -115,18 +136,22 @@ def deletion_status_asset(dialect: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=["core", "deletion_status"], group_name="core", kinds={"python", dialect}, owners=["team:privacy"],
         deps=[dg.AssetKey(["core", "deletion_requests"]), dg.AssetKey(["staging", "stg_crm_contacts"]),
-              dg.AssetKey(["staging", "stg_crm_orders"]), dg.AssetKey(["core", "profile_identifiers"])],
+              dg.AssetKey(["staging", "stg_crm_orders"]), dg.AssetKey(["core", "profile_identifiers"]),
+              *destinations],
         check_specs=[purged], pool="warehouse",
     )
     def deletion_status(warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Where each deletion request stands, per stage: rows still holding the identifier, and a status.
 
-        Stages raw, quarantine, staging and core are `purged` when no row holds the identifier any more;
-        `destinations` stays `awaiting_destination_sync` until removals are sent to ad platforms.
+        Stages raw, quarantine, staging and core are `purged` when no row holds the identifier any more.
+        Each audience destination (`destination:<name>`) is `removed` once no member it acknowledged holds
+        the requested email or phone, `removal_pending` until the sync has removed them.
         """
         at = datetime.now(UTC).replace(tzinfo=None)
         stages = ", ".join(f"('{s}')" for s in [*STAGE_TABLES, "core"])
+        names = [key.path[-1] for key in destinations]
         with warehouse.begin() as conn:
+            AUDIENCE_ACKS.ensure(warehouse, conn)
             warehouse.replace_table(conn, "core.deletion_status", f"""
                 WITH requested AS ({REQUESTED}),
                 remaining AS ({_remaining_sql()})
@@ -137,11 +162,7 @@ def deletion_status_asset(dialect: str) -> dg.AssetsDefinition:
                 CROSS JOIN (VALUES {stages}) AS s(stage)
                 LEFT JOIN remaining AS r ON r.stage = s.stage AND r.id_type = d.id_type AND r.id_sha256 = d.id_sha256
                 WHERE d.status = 'active'
-                GROUP BY d.request_id, d.id_type, s.stage
-                UNION ALL
-                SELECT request_id, id_type, 'destinations', NULL, 'awaiting_destination_sync',
-                       CAST('{at.isoformat(sep=' ')}' AS TIMESTAMP)
-                FROM core.deletion_requests WHERE status = 'active'""")
+                GROUP BY d.request_id, d.id_type, s.stage{_destination_sql(names, at)}""")
             rows = warehouse.row_count(conn, "core.deletion_status")
             pending = warehouse.run(conn, "SELECT stage, count(*) FROM core.deletion_status WHERE status = 'pending' "
                                           "GROUP BY stage ORDER BY stage").fetchall()

@@ -111,7 +111,9 @@ class WarehouseResource(dg.ConfigurableResource):
         return conn.execute(sa.text(self.sql(duckdb_sql)), params or {})
 
     def scalar(self, conn: Connection, duckdb_sql: str, params: dict | None = None):
-        return self.run(conn, duckdb_sql, params).scalar()
+        # Fetch to the end: DuckDB 2 refuses other work on a connection with an unfinished result.
+        rows = self.run(conn, duckdb_sql, params).fetchall()
+        return rows[0][0] if rows else None
 
     def ensure_schemas(self, conn: Connection, schemas: Sequence[str] = STAGE_SCHEMAS) -> None:
         for schema in schemas:

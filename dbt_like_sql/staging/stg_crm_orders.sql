@@ -35,7 +35,7 @@ ranked AS (
 )
 SELECT
     order_id, contact_id, email, phone_e164, order_ts, value, currency, status,
-    coalesce(status IN ('completed', 'paid', 'fulfilled'), FALSE) AS counts_as_conversion, action_source,
+    coalesce(status IN ({{ conversion_statuses }}), FALSE) AS counts_as_conversion, action_source,
     client_ip, user_agent, fbc, fbp, gclid, ttclid, event_source_url, product_ids, source_file, line_number,
     loaded_at
 FROM ranked

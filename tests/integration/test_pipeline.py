@@ -146,6 +146,7 @@ def test_an_egress_only_run_refuses_while_a_gate_is_failing(warehouse, sample_la
 
 def test_a_destination_without_a_consent_purpose_prepares_nothing(warehouse, sample_landing, run_day_key, instance):
     from cdp_assets.activation.assets import meta_capi_asset
+
     from cdp_assets.activation.config import Destination
     from cdp_assets.checks.gates import GATES
     from cdp_assets.partitions import daily_partitions

@@ -1,0 +1,129 @@
+"""What each destination has been sent and has acknowledged: the per-record ledger, audience acks, upload sessions.
+
+`activation.sync_ledger` holds one row per (destination, record key): `pending` (planned, never tried),
+`in_flight` (a request carrying it was started; the platform may have accepted it), `sent` (acknowledged),
+`failed` (transient failures outlasted the retry budget; tried again next run) or `dead_letter` (refused for
+good; `cdp-assets replay` puts it back to pending). A record is marked in flight, and committed, before its
+request leaves, so a killed process leaves a trace of what may have been accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+from sqlalchemy.engine import Connection
+
+from cdp_assets.resources.state import StateTable
+from cdp_assets.resources.warehouse import WarehouseResource
+
+PENDING, IN_FLIGHT, SENT, FAILED, DEAD_LETTER = "pending", "in_flight", "sent", "failed", "dead_letter"
+TO_SEND = (PENDING, IN_FLIGHT, FAILED)
+
+SYNC_LEDGER = StateTable(
+    "activation.sync_ledger",
+    "CREATE TABLE activation.sync_ledger (destination VARCHAR NOT NULL, record_key VARCHAR NOT NULL, "
+    "operation VARCHAR, partition_key VARCHAR, status VARCHAR, attempts INTEGER, last_error VARCHAR, "
+    "trace_id VARCHAR, run_id VARCHAR, updated_at TIMESTAMP)",
+)
+AUDIENCE_ACKS = StateTable(
+    "activation.audience_acks",
+    "CREATE TABLE activation.audience_acks (destination VARCHAR, audience VARCHAR, match_key VARCHAR, "
+    "identifiers VARCHAR, email_sha256 VARCHAR, phone_sha256 VARCHAR, acknowledged_at TIMESTAMP, run_id VARCHAR)",
+)
+AUDIENCE_TARGETS = StateTable(
+    "activation.audience_targets",
+    "CREATE TABLE activation.audience_targets (destination VARCHAR, audience VARCHAR, match_key VARCHAR, "
+    "identifiers VARCHAR, email_sha256 VARCHAR, phone_sha256 VARCHAR, profile_id VARCHAR, computed_at TIMESTAMP)",
+)
+UPLOAD_SESSIONS = StateTable(
+    "activation.upload_sessions",
+    "CREATE TABLE activation.upload_sessions (destination VARCHAR, audience VARCHAR, operation VARCHAR, "
+    "session_id VARCHAR, next_batch_seq INTEGER, estimated_total INTEGER, status VARCHAR, "
+    "updated_at TIMESTAMP, run_id VARCHAR)",
+)
+STATE_TABLES = (SYNC_LEDGER, AUDIENCE_ACKS, AUDIENCE_TARGETS, UPLOAD_SESSIONS)
+LEDGER_IN = ("CREATE TEMP TABLE IF NOT EXISTS _cdp_ledger_in (record_key VARCHAR, operation VARCHAR, "
+             "partition_key VARCHAR, status VARCHAR, attempts INTEGER, last_error VARCHAR, trace_id VARCHAR)")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A record's place in the ledger."""
+
+    key: str
+    operation: str
+    partition_key: str
+    status: str
+    attempts: int
+    last_error: str | None = None
+    trace_id: str | None = None
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ensure_tables(warehouse: WarehouseResource, conn: Connection) -> None:
+    for table in STATE_TABLES:
+        table.ensure(warehouse, conn)
+
+
+def _stage(warehouse: WarehouseResource, conn: Connection, entries: list[Entry]) -> None:
+    warehouse.run(conn, LEDGER_IN)
+    warehouse.run(conn, "DELETE FROM _cdp_ledger_in")
+    warehouse.append_arrow(conn, "_cdp_ledger_in", pa.table({
+        "record_key": [e.key for e in entries], "operation": [e.operation for e in entries],
+        "partition_key": [e.partition_key for e in entries], "status": [e.status for e in entries],
+        "attempts": pa.array([e.attempts for e in entries], pa.int32()),
+        "last_error": pa.array([e.last_error for e in entries], pa.string()),
+        "trace_id": pa.array([e.trace_id for e in entries], pa.string()),
+    }))
+
+
+def plan(warehouse: WarehouseResource, conn: Connection, destination: str, run_id: str,
+         planned: list[Entry]) -> dict[str, Entry]:
+    """Enter planned records as pending (a record sent earlier under another operation, such as an audience
+    member removed and now added again, starts over) and return every planned record's ledger entry."""
+    if not planned:
+        return {}
+    _stage(warehouse, conn, planned)
+    params = {"d": destination, "run": run_id, "at": now()}
+    warehouse.run(conn, """
+        DELETE FROM activation.sync_ledger WHERE destination = :d AND record_key IN (
+            SELECT l.record_key FROM activation.sync_ledger AS l JOIN _cdp_ledger_in AS i
+            ON i.record_key = l.record_key WHERE l.destination = :d AND l.operation <> i.operation)""", params)
+    warehouse.run(conn, """
+        INSERT INTO activation.sync_ledger
+        SELECT :d, i.record_key, i.operation, i.partition_key, 'pending', 0, NULL, NULL, :run, :at
+        FROM _cdp_ledger_in AS i
+        WHERE i.record_key NOT IN (SELECT record_key FROM activation.sync_ledger WHERE destination = :d)""", params)
+    rows = warehouse.run(conn, """
+        SELECT l.record_key, l.operation, l.partition_key, l.status, l.attempts, l.last_error, l.trace_id
+        FROM activation.sync_ledger AS l JOIN _cdp_ledger_in AS i ON i.record_key = l.record_key
+        WHERE l.destination = :d""", params)
+    return {r[0]: Entry(*r) for r in rows}
+
+
+def record(warehouse: WarehouseResource, conn: Connection, destination: str, run_id: str,
+           entries: list[Entry]) -> None:
+    """Write these entries' new state (replacing their previous rows)."""
+    if not entries:
+        return
+    _stage(warehouse, conn, entries)
+    params = {"d": destination, "run": run_id, "at": now()}
+    warehouse.run(conn, "DELETE FROM activation.sync_ledger WHERE destination = :d "
+                        "AND record_key IN (SELECT record_key FROM _cdp_ledger_in)", params)
+    warehouse.run(conn, "INSERT INTO activation.sync_ledger SELECT :d, record_key, operation, partition_key, status, "
+                        "attempts, last_error, trace_id, :run, :at FROM _cdp_ledger_in", params)
+
+
+def replay(warehouse: WarehouseResource, conn: Connection, destination: str) -> dict[str, int]:
+    """Put the destination's dead letters back to pending; returns how many per partition."""
+    rows = warehouse.run(conn, "SELECT partition_key, count(*) FROM activation.sync_ledger WHERE destination = :d "
+                               "AND status = 'dead_letter' GROUP BY partition_key ORDER BY partition_key",
+                         {"d": destination}).fetchall()
+    warehouse.run(conn, "UPDATE activation.sync_ledger SET status = 'pending', attempts = 0 "
+                        "WHERE destination = :d AND status = 'dead_letter'", {"d": destination})
+    return {str(p): int(n) for p, n in rows}

@@ -1,0 +1,79 @@
+"""Pieces every egress asset shares: its declaration, its checks, the dry-run plan and the metadata it emits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import dagster as dg
+
+from cdp_assets.activation.config import Destination
+from cdp_assets.activation.safety import body_problems
+from cdp_assets.activation.sender import Tally
+
+SAFE_CHECK = "outbound_payloads_are_safe"
+CREDENTIALS_CHECK = "credentials_are_configured"
+PLATFORM_KINDS = {"meta_capi": "meta", "meta_custom_audiences": "meta", "google_ads_conversions": "google",
+                  "google_customer_match": "google", "tiktok_events": "tiktok", "pinterest_conversions": "pinterest"}
+CLEAR_PERSONAL = {"client_ip_address", "client_user_agent", "ip", "user_agent", "fbc", "fbp", "gclid", "ttclid"}
+
+
+def asset_args(destination: Destination, upstream: Iterable[str]) -> dict[str, Any]:
+    """What every egress asset declares: key, group, owners, icons, lineage, its checks and its pool."""
+    key = dg.AssetKey(["activation", destination.name])
+    return {
+        "key": key, "group_name": "activation", "owners": ["team:data-eng"],
+        "kinds": {"python", PLATFORM_KINDS[destination.platform]},
+        "deps": [dg.AssetKey(k.split("/")) for k in upstream],
+        "pool": destination.name,
+        "check_specs": [
+            dg.AssetCheckSpec(SAFE_CHECK, asset=key, blocking=True,
+                              description="Every outbound body is free of raw emails and phones, its hashed fields "
+                                          "are 64 lowercase hex and its event ids are unique; checked before "
+                                          "anything is sent or logged."),
+            dg.AssetCheckSpec(CREDENTIALS_CHECK, asset=key,
+                              description="The account's ids and token are set; without them a dry run uses "
+                                          "placeholders and a live run skips this destination."),
+        ],
+    }
+
+
+def safety_result(bodies: list[Mapping[str, Any]], event_ids: list[tuple[str, str]]) -> dg.AssetCheckResult:
+    problems = body_problems(bodies, event_ids)
+    return dg.AssetCheckResult(check_name=SAFE_CHECK, passed=not problems,
+                               metadata={"bodies_checked": len(bodies), "problems": dg.MetadataValue.json(problems)})
+
+
+def credentials_result(missing: list[str], mode: str) -> dg.AssetCheckResult:
+    if not missing:
+        return dg.AssetCheckResult(check_name=CREDENTIALS_CHECK, passed=True)
+    effect = "skipped: nothing sent" if mode == "live" else "dry-run plan built with placeholder ids"
+    return dg.AssetCheckResult(check_name=CREDENTIALS_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"missing": ", ".join(missing), "effect": effect})
+
+
+def redacted(payload: Any) -> Any:
+    """A payload fit for metadata: hashed values stay, values platforms take in clear are masked."""
+    if isinstance(payload, Mapping):
+        return {k: "[redacted]" if k in CLEAR_PERSONAL else redacted(v) for k, v in payload.items()}
+    if isinstance(payload, list):
+        return [redacted(v) for v in payload]
+    return payload
+
+
+def sample(payloads: list[Any]) -> dict[str, Any]:
+    return {"sample_payload": dg.MetadataValue.json(redacted(payloads[0]))} if payloads else {}
+
+
+def tally_metadata(tally: Tally) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "records_sent": tally.sent, "records_dead_lettered_by_platform": tally.dead_letters,
+        "records_failed": tally.failed, "requests_sent": tally.requests, "http_attempts": tally.attempts,
+        "retries": tally.retries, "bisections": tally.bisections,
+        **{f"platform_{k}": int(v) for k, v in sorted(tally.reported.items())},
+    }
+    if tally.reasons:
+        metadata["platform_rejections"] = dg.MetadataValue.json(dict(tally.reasons.most_common(10)))
+    if tally.trace_ids:
+        metadata["last_trace_id"] = tally.trace_ids[-1]
+    return metadata

@@ -1,0 +1,217 @@
+"""The sender: records in batches at the platform's limit, effectively once, with bisection and dead letters.
+
+Per batch: mark its records in flight (committed), send with retries on transient failures, then commit
+the outcome, the attempt log and any acknowledgement side effect (audience acks) in one transaction. A
+batch the platform rejects as a whole is split in halves until the bad records stand alone; they are
+dead-lettered with the platform's reason and every other record goes through. An authentication failure
+stops the destination at once: retrying cannot fix a token.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+import requests
+from sqlalchemy.engine import Connection
+
+from cdp_assets.activation import ledger
+from cdp_assets.activation.egress import DEAD_LETTERS, EGRESS_REQUESTS, dead_letter_rows
+from cdp_assets.activation.ledger import DEAD_LETTER, FAILED, IN_FLIGHT, SENT, Entry
+from cdp_assets.activation.transport import (
+    AUTH,
+    OK,
+    PARTIAL,
+    REJECTED,
+    Reply,
+    Request,
+    RetryPolicy,
+    encode_body,
+    send_with_retry,
+)
+from cdp_assets.resources.warehouse import WarehouseResource
+
+
+class DestinationStopped(RuntimeError):
+    """The platform refused our credentials; nothing more is sent to it in this run."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One record bound for a destination: its ledger key and the element it contributes to a request."""
+
+    key: str
+    payload: Any
+    partition_key: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Channel(Protocol):
+    """What the sender needs from a platform client."""
+
+    def request(self, operation: str, payloads: list[Any], last_batch: bool) -> Request: ...
+
+    def headers(self) -> dict[str, str]: ...
+
+    def interpret(self, operation: str, status: int, text: str, headers: Mapping[str, str]) -> Reply: ...
+
+    def secrets(self) -> list[str | None]: ...
+
+
+Acked = Callable[[Connection, str, list[Item]], None]
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    dead_letters: int = 0
+    failed: int = 0
+    requests: int = 0
+    attempts: int = 0
+    retries: int = 0
+    bisections: int = 0
+    reported: Counter = field(default_factory=Counter)
+    trace_ids: list[str] = field(default_factory=list)
+    reasons: Counter = field(default_factory=Counter)
+
+
+class Sender:
+    def __init__(self, warehouse: WarehouseResource, destination: str, channel: Channel, run_id: str,
+                 policy: RetryPolicy, session: requests.Session | None = None) -> None:
+        self.warehouse, self.destination, self.channel = warehouse, destination, channel
+        self.run_id, self.policy = run_id, policy
+        self.session = session or requests.Session()
+        self.tally = Tally()
+        self._batch_no = 0
+        with warehouse.begin() as conn:
+            ledger.ensure_tables(warehouse, conn)
+            for table in (EGRESS_REQUESTS, DEAD_LETTERS):
+                table.ensure(warehouse, conn)
+
+    def deliver(self, operation: str, items: list[Item], limit: int, attempts: Mapping[str, int],
+                on_acked: Acked | None = None, ledger_operation: str | None = None, in_order: bool = False) -> bool:
+        """Send `items` under `operation` in batches of at most `limit`; `attempts` are prior tries per key.
+
+        The ledger records them under `ledger_operation` (default: `operation`). `in_order` stops at the first
+        batch left failed, so an upload session's batches reach the platform in sequence. Returns True when
+        every item ended acknowledged or dead-lettered, False when some are left for the next run.
+        """
+        failed_before = self.tally.failed
+        batches = [items[i:i + limit] for i in range(0, len(items), limit)]
+        tries = dict(attempts)
+        for number, batch in enumerate(batches, start=1):
+            self._deliver_batch(operation, batch, tries, on_acked, number == len(batches),
+                                ledger_operation or operation)
+            if in_order and self.tally.failed != failed_before:
+                break
+        return self.tally.failed == failed_before
+
+    def call(self, request: Request, partition_key: str) -> Reply:
+        """One request that carries no records (create a job, run it, ask its status), retried and logged."""
+        self._batch_no += 1
+        self.tally.requests += 1
+        log: list[tuple[Reply, int]] = []
+        reply = self._send(request, request.operation, log)
+        with self.warehouse.begin() as conn:
+            self._log_attempts(conn, request, log, [Item("", None, partition_key)])
+        if reply.kind == AUTH:
+            raise DestinationStopped(f"{self.destination}: the platform refused the credentials "
+                                     f"({reply.message}); fix the token, then re-run")
+        return reply
+
+    def _send(self, request: Request, operation: str, log: list[tuple[Reply, int]]) -> Reply:
+        try:
+            reply = send_with_retry(
+                self.session, request, self.channel.headers,
+                lambda status, text, headers: self.channel.interpret(operation, status, text, headers),
+                self.policy, lambda r, n: log.append((r, n)), self.channel.secrets())
+        except PermissionError as refused:  # the OAuth token could not be minted
+            raise DestinationStopped(f"{self.destination}: {refused}") from None
+        self.tally.attempts += len(log)
+        self.tally.retries += max(0, len(log) - 1)
+        return reply
+
+    def _entries(self, items: list[Item], operation: str, status: str, attempts: Mapping[str, int],
+                 error: str | None = None, trace: str | None = None) -> list[Entry]:
+        return [Entry(i.key, operation, i.partition_key, status, attempts.get(i.key, 0), error, trace)
+                for i in items]
+
+    def _deliver_batch(self, operation: str, items: list[Item], attempts: dict[str, int], on_acked: Acked | None,
+                       last: bool, recorded_as: str) -> None:
+        for item in items:
+            attempts[item.key] = attempts.get(item.key, 0) + 1
+        with self.warehouse.begin() as conn:
+            ledger.record(self.warehouse, conn, self.destination, self.run_id,
+                          self._entries(items, recorded_as, IN_FLIGHT, attempts))
+        request = self.channel.request(operation, [i.payload for i in items], last)
+        self._batch_no += 1
+        self.tally.requests += 1
+        log: list[tuple[Reply, int]] = []
+        reply = self._send(request, operation, log)
+        if reply.kind == AUTH:
+            with self.warehouse.begin() as conn:
+                self._log_attempts(conn, request, log, items)
+                ledger.record(self.warehouse, conn, self.destination, self.run_id,
+                              self._entries(items, recorded_as, FAILED, attempts, reply.message))
+            raise DestinationStopped(f"{self.destination}: the platform refused the credentials "
+                                     f"({reply.message}); fix the token, then re-run")
+        if reply.kind == REJECTED and len(items) > 1:
+            with self.warehouse.begin() as conn:
+                self._log_attempts(conn, request, log, items)
+            self.tally.bisections += 1
+            half = len(items) // 2
+            self._deliver_batch(operation, items[:half], attempts, on_acked, False, recorded_as)
+            self._deliver_batch(operation, items[half:], attempts, on_acked, last, recorded_as)
+            return
+        failed_rows = reply.failed_rows if reply.kind == PARTIAL else {}
+        if reply.kind == REJECTED:
+            failed_rows = {0: reply.message}
+        accepted = [item for n, item in enumerate(items) if n not in failed_rows] if reply.kind in (OK, PARTIAL) \
+            else []
+        dead = [(items[n], reason) for n, reason in sorted(failed_rows.items()) if n < len(items)]
+        retry_later = [] if reply.kind in (OK, PARTIAL, REJECTED) else items
+        self.tally.reported.update(reply.reported)
+        if reply.trace_id:
+            self.tally.trace_ids.append(reply.trace_id)
+        with self.warehouse.begin() as conn:
+            self._log_attempts(conn, request, log, items)
+            entries = self._entries(accepted, recorded_as, SENT, attempts, None, reply.trace_id)
+            entries += [Entry(i.key, recorded_as, i.partition_key, DEAD_LETTER, attempts[i.key], reason, reply.trace_id)
+                        for i, reason in dead]
+            entries += self._entries(retry_later, recorded_as, FAILED, attempts, reply.message, reply.trace_id)
+            ledger.record(self.warehouse, conn, self.destination, self.run_id, entries)
+            if dead:
+                dead_letter_rows(self.warehouse, conn, self.destination, self.run_id,
+                                 [(i.partition_key, i.key, reason) for i, reason in dead])
+            if accepted and on_acked:
+                on_acked(conn, operation, accepted)
+        self.tally.sent += len(accepted)
+        self.tally.dead_letters += len(dead)
+        self.tally.failed += len(retry_later)
+        for _, reason in dead:
+            self.tally.reasons[reason[:120]] += 1
+
+    def _log_attempts(self, conn: Connection, request: Request, log: list[tuple[Reply, int]],
+                      items: list[Item]) -> None:
+        count = len(log)
+        if not count:
+            return
+        body = encode_body(request.body)
+        partitions = sorted({i.partition_key for i in items})
+        status = {OK: "sent", PARTIAL: "sent", REJECTED: "dead_letter"}
+        self.warehouse.append_arrow(conn, EGRESS_REQUESTS.name, pa.table({
+            "destination": [self.destination] * count, "operation": [request.operation] * count,
+            "method": [request.method] * count, "url": [request.url] * count,
+            "partition_key": [partitions[0] if len(partitions) == 1 else ",".join(partitions)] * count,
+            "run_id": [self.run_id] * count, "batch_no": pa.array([self._batch_no] * count, pa.int32()),
+            "record_count": pa.array([request.record_count] * count, pa.int32()),
+            "request_body": [body] * count,
+            "status": [status.get(r.kind, "failed") for r, _ in log],
+            "http_status": pa.array([r.http_status for r, _ in log], pa.int32()),
+            "attempt": pa.array([n for _, n in log], pa.int32()),
+            "response_body": [r.body_text[:10_000] or r.message for r, _ in log],
+            "created_at": pa.array([ledger.now()] * count, pa.timestamp("us")),
+        }))
