@@ -151,10 +151,11 @@ def replay_dead_letters(defs: dg.Definitions, destination: str, instance: dg.Dag
     key = dg.AssetKey(["activation", destination])
     if key not in defs.resolve_all_asset_keys():
         raise settings.ConfigError(f"no enabled destination named {destination!r} in destinations.yaml")
-    warehouse = defs.resources["warehouse"]
-    with warehouse.begin() as conn:
-        ledger.ensure_tables(warehouse, conn)
-        replayed = ledger.replay(warehouse, conn, destination)
+    # build_resources resolves the warehouse URL the way a run does (it may be an EnvVar).
+    with dg.build_resources({"warehouse": defs.resources["warehouse"]}) as resources, \
+            resources.warehouse.begin() as conn:
+        ledger.ensure_tables(resources.warehouse, conn)
+        replayed = ledger.replay(resources.warehouse, conn, destination)
     if not replayed:
         return replayed, None
     job = defs.resolve_implicit_global_asset_job_def()

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from cdp_assets import settings
+from cdp_assets.activation.config import PLATFORMS
 from cdp_assets.resources.warehouse import WarehouseResource, normalize_url
 from cdp_assets.sample_data import write_crm_extracts, write_ga4_sample
 
@@ -53,10 +54,11 @@ def no_network(monkeypatch):
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     """Each test starts from the documented defaults, whatever the developer's shell exports."""
-    for name in ("CDP_WAREHOUSE_URL", "CDP_LANDING_DIR", "CDP_EGRESS_MODE", "CDP_TIMEZONE", "META_PIXEL_ID",
-                 "META_GRAPH_URL", "META_API_VERSION", "META_TEST_EVENT_CODE", "DAGSTER_HOME", "HUBSPOT_ACCESS_TOKEN",
-                 "HUBSPOT_API_URL", "GA4_PROPERTY_ID", "GA4_API_URL", "GOOGLE_APPLICATION_CREDENTIALS",
-                 "CDP_EXCHANGE_RATES_FILE", "CDP_REPORTING_CURRENCY"):
+    destination_variables = {v for *_, variables in PLATFORMS.values() for v in variables}
+    for name in ("CDP_WAREHOUSE_URL", "CDP_LANDING_DIR", "CDP_EGRESS_MODE", "CDP_TIMEZONE", "DAGSTER_HOME",
+                 "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_API_URL", "GA4_PROPERTY_ID", "GA4_API_URL",
+                 "GOOGLE_APPLICATION_CREDENTIALS", "CDP_EXCHANGE_RATES_FILE", "CDP_REPORTING_CURRENCY",
+                 *sorted(destination_variables)):
         monkeypatch.delenv(name, raising=False)
 
 

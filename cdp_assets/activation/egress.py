@@ -8,7 +8,7 @@ import pyarrow as pa
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from sqlalchemy.engine import Connection
 
-from cdp_assets.activation.transport import Request, encode_body
+from cdp_assets.activation.transport import Request
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
 
@@ -56,7 +56,7 @@ def record_dry_run(
             "run_id": [run_id] * count,
             "batch_no": pa.array(range(1, count + 1), pa.int32()),
             "record_count": pa.array([r.record_count for r in requests], pa.int32()),
-            "request_body": [encode_body(r.body) for r in requests],
+            "request_body": [r.text for r in requests],
             "status": ["dry_run"] * count,
             "http_status": pa.nulls(count, pa.int32()),
             "attempt": pa.array([0] * count, pa.int32()),

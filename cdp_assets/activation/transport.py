@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import requests
@@ -31,6 +32,11 @@ class Request:
     url: str
     body: dict[str, Any] | None
     record_count: int
+
+    @cached_property
+    def text(self) -> str:
+        """The body as sent and as logged: encoded once."""
+        return encode_body(self.body)
 
 
 @dataclass
@@ -119,7 +125,7 @@ def send_with_retry(
     is spent; `on_attempt(reply, attempt_no)` sees every attempt, retried or not. `headers` is asked on
     every attempt, so a client that refreshed its token on a 401 sends the new one."""
     secrets = list(secrets)
-    data = encode_body(request.body).encode("utf-8") if request.body is not None else None
+    data = request.text.encode("utf-8") if request.body is not None else None
     counter = {"n": 0}
 
     def attempt() -> Reply:

@@ -54,6 +54,7 @@ class FakeAds:
         self.fault_rate = fault_rate
         self.read_timeout = read_timeout
         self.faults: list[str] = []
+        self.faults_served: Counter = Counter()
         self.poison: set[str] = set()  # event ids (or member hashes) the platform refuses
         self.accepted: dict[str, set] = defaultdict(set)
         self.deliveries: Counter = Counter()
@@ -405,6 +406,7 @@ class FakeAds:
                     self._drop()
                     return
                 fault = fake._fault() if records else None
+                fake.faults_served[fault] += 1
                 if fault == "429":
                     self._answer(429, {"error": {"code": 429, "message": "Too many requests"}}, {"Retry-After": "0"})
                     return
@@ -412,7 +414,7 @@ class FakeAds:
                     self._answer(500, {"error": {"code": 500, "message": "Internal error"}})
                     return
                 if fault == "timeout":
-                    time.sleep(fake.read_timeout * 2)
+                    time.sleep(fake.read_timeout + 0.25)
                     self._drop()
                     return
                 if fault == "drop":

@@ -46,15 +46,30 @@ def test_run_exits_non_zero_and_names_the_failed_gate(project, run_day_key, caps
     assert "failed check: raw/crm_orders:crm_orders_rows_are_complete" in out
 
 
-def test_run_refuses_live_egress_with_a_clear_message(project, run_day_key, capsys, monkeypatch):
+def test_live_run_without_credentials_skips_each_destination_with_a_warning(project, run_day_key, capsys,
+                                                                            monkeypatch):
     monkeypatch.setenv("CDP_EGRESS_MODE", "live")
 
     code = main(["run", "--date", run_day_key.isoformat()])
 
     out = capsys.readouterr().out
-    assert code == 1
-    assert "failed step: activation__meta_capi" in out
-    assert "failed step: activation__meta_custom_audiences" in out
+    assert code == 0
+    for destination in ("google_ads_conversions", "google_customer_match", "meta_capi", "meta_custom_audiences",
+                        "pinterest_conversions", "tiktok_events"):
+        assert f"warning: activation/{destination}:credentials_are_configured" in out
+
+
+def test_replay_of_a_destination_without_dead_letters_says_so(project, run_day_key, capsys):
+    assert main(["run", "--date", run_day_key.isoformat()]) == 0
+
+    code = main(["replay", "--destination", "meta_capi"])
+
+    assert (code, capsys.readouterr().out.splitlines()[-1]) == (0, "meta_capi: no dead letters to replay")
+
+
+def test_replay_of_an_unknown_destination_is_refused(project, capsys):
+    assert main(["replay", "--destination", "snapchat"]) == 2
+    assert "no enabled destination named 'snapchat'" in capsys.readouterr().err
 
 
 def test_run_without_a_dagster_instance_explains_what_to_do(tmp_path, monkeypatch):
@@ -79,7 +94,7 @@ def test_an_unreadable_file_is_reported_as_a_warning_not_a_pass(project, run_day
 
     out = capsys.readouterr().out
     assert code == 0
-    assert "checks: 26 passed, 0 failed, 1 warnings" in out
+    assert "checks: 32 passed, 0 failed, 7 warnings" in out
     assert "warning: raw/crm_contacts:crm_contacts_files_are_readable" in out
 
 

@@ -1,10 +1,11 @@
 """The egress log: a dry-run plan replaces its own (destination, partition) and nothing else."""
 
-from cdp_assets.activation.egress import PreparedRequest, record_dry_run
+from cdp_assets.activation.egress import record_dry_run
+from cdp_assets.activation.transport import Request
 
 
-def plan(n: int) -> list[PreparedRequest]:
-    return [PreparedRequest("track_events", "POST", "http://127.0.0.1/events", {"data": [i]}, 1) for i in range(n)]
+def plan(n: int) -> list[Request]:
+    return [Request("track_events", "POST", "http://127.0.0.1/events", {"data": [i]}, 1) for i in range(n)]
 
 
 def logged(warehouse) -> list[tuple]:

@@ -25,7 +25,7 @@ EXPECTED_ROWS = {
     "staging.stg_crm_orders": 301,
     "staging.exchange_rates": 28,
     "core.deletion_requests": 3,
-    "core.deletion_status": 10,
+    "core.deletion_status": 12,
     "core.suppressions": 4,
     "core.suppressed_profiles": 2,
     "core.record_profiles": 628,
@@ -40,8 +40,9 @@ EXPECTED_ROWS = {
     "audiences.high_value_customers": 13,
     "audiences.lapsed_customers": 0,
     "audiences.memberships": 115,
-    "activation.egress_requests": 3,
-    "activation.dead_letters": 1,
+    "activation.egress_requests": 14,
+    "activation.dead_letters": 2,
+    "activation.audience_targets": 226,
 }
 
 
@@ -53,7 +54,8 @@ def table_rows(warehouse) -> dict[str, int]:
 def request_bodies(warehouse) -> list[tuple[str, str]]:
     with warehouse.begin() as conn:
         return [tuple(r) for r in warehouse.run(
-            conn, "SELECT destination, request_body FROM activation.egress_requests ORDER BY destination, batch_no")]
+            conn, "SELECT destination, request_body FROM activation.egress_requests ORDER BY destination, batch_no, "
+                  "request_body")]
 
 
 @pytest.fixture
@@ -65,7 +67,7 @@ def test_whole_graph_materializes_with_every_gate_passing(warehouse, sample_land
     outcome = run_day(build_definitions(warehouse, str(sample_landing)), run_day_key, instance, "WARNING")
 
     assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
-    assert len(outcome.passed_checks) == 27
+    assert len(outcome.passed_checks) == 33
     assert table_rows(warehouse) == EXPECTED_ROWS
 
 
@@ -98,12 +100,25 @@ def test_every_prepared_request_is_a_dry_run_without_credentials(warehouse, samp
     run_day(build_definitions(warehouse, str(sample_landing)), run_day_key, instance, "WARNING")
     with warehouse.begin() as conn:
         rows = warehouse.run(conn, "SELECT destination, status, method, url, record_count FROM "
-                                   "activation.egress_requests ORDER BY destination").fetchall()
+                                   "activation.egress_requests ORDER BY destination, batch_no").fetchall()
 
+    google, meta = "https://googleads.googleapis.com/v22", "https://graph.facebook.com/v25.0"
+    job = ("google_customer_match", "dry_run", "POST", f"{google}/customers/{{GOOGLE_ADS_CUSTOMER_ID}}/"
+                                                       "offlineUserDataJobs:create", 0)
+    run_job = ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:run", 0)
     assert [tuple(r) for r in rows] == [
-        ("meta_capi", "dry_run", "POST", "https://graph.facebook.com/v25.0/{META_PIXEL_ID}/events", 4),
-        ("meta_custom_audiences", "dry_run", "POST", "https://graph.facebook.com/v25.0/{AUDIENCE_ID}/users", 13),
-        ("meta_custom_audiences", "dry_run", "POST", "https://graph.facebook.com/v25.0/{AUDIENCE_ID}/users", 101),
+        ("google_ads_conversions", "dry_run", "POST",
+         f"{google}/customers/{{GOOGLE_ADS_CUSTOMER_ID}}:uploadClickConversions", 4),
+        job, ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:addOperations", 0),
+        ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:addOperations", 13), run_job,
+        job, ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:addOperations", 100), run_job,
+        ("meta_capi", "dry_run", "POST", f"{meta}/{{META_PIXEL_ID}}/events", 4),
+        ("meta_custom_audiences", "dry_run", "POST", f"{meta}/{{AUDIENCE_ID}}/usersreplace", 13),
+        ("meta_custom_audiences", "dry_run", "POST", f"{meta}/{{AUDIENCE_ID}}/users", 100),
+        ("pinterest_conversions", "dry_run", "POST",
+         "https://api.pinterest.com/v5/ad_accounts/{PINTEREST_AD_ACCOUNT_ID}/events", 4),
+        ("tiktok_events", "dry_run", "POST", "https://business-api.tiktok.com/open_api/v1.3/event/track/", 1),
+        ("tiktok_events", "dry_run", "POST", "https://business-api.tiktok.com/open_api/v1.3/event/track/", 3),
     ]
 
 
@@ -116,7 +131,9 @@ def test_a_source_that_did_not_arrive_stops_everything_downstream(warehouse, tmp
     assert not outcome.ok
     assert outcome.failed_checks == ["raw/crm_contacts:crm_contacts_rows_are_complete",
                                      "raw/crm_orders:crm_orders_rows_are_complete"]
-    assert {"activation__meta_capi", "activation__meta_custom_audiences"} <= set(outcome.skipped_steps)
+    assert {"activation__meta_capi", "activation__meta_custom_audiences", "activation__google_ads_conversions",
+            "activation__google_customer_match", "activation__tiktok_events",
+            "activation__pinterest_conversions"} <= set(outcome.skipped_steps)
     with warehouse.begin() as conn:
         assert not warehouse.table_exists(conn, "activation.egress_requests")
 
@@ -145,15 +162,16 @@ def test_an_egress_only_run_refuses_while_a_gate_is_failing(warehouse, sample_la
 
 
 def test_a_destination_without_a_consent_purpose_prepares_nothing(warehouse, sample_landing, run_day_key, instance):
-    from cdp_assets.activation.assets import meta_capi_asset
-
     from cdp_assets.activation.config import Destination
+    from cdp_assets.activation.conversions import conversions_asset
+    from cdp_assets.activation.transport import RetryPolicy
     from cdp_assets.checks.gates import GATES
     from cdp_assets.partitions import daily_partitions
 
     assert run_day(build_definitions(warehouse, str(sample_landing)), run_day_key, instance, "WARNING").ok
-    unmapped = Destination("meta_capi", "meta_capi", enabled=True, consent_purpose=None, max_event_age_days=7)
-    asset = meta_capi_asset(unmapped, daily_partitions(), [g.check_key for g in GATES])
+    unmapped = Destination("meta_capi", "meta_capi", enabled=True, consent_purpose=None, max_event_age_days=7,
+                           event_name="Purchase")
+    asset = conversions_asset(unmapped, daily_partitions(), [g.check_key for g in GATES], RetryPolicy())
 
     result = dg.materialize([asset], partition_key=run_day_key.isoformat(), instance=instance,
                             resources={"warehouse": warehouse})

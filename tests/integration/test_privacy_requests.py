@@ -73,8 +73,9 @@ def test_a_deletion_request_purges_the_whole_person_from_every_warehouse_stage(w
         ("bo@example.com",)]
     assert values(warehouse, "SELECT phone_raw FROM staging.phone_numbers") == []
     assert values(warehouse, "SELECT stage, rows_remaining, status FROM core.deletion_status ORDER BY stage") == [
-        ("core", 0, "purged"), ("destinations", None, "awaiting_destination_sync"), ("quarantine", 0, "purged"),
-        ("raw", 0, "purged"), ("staging", 0, "purged")]
+        ("core", 0, "purged"), ("destination:google_customer_match", 0, "removed"),
+        ("destination:meta_custom_audiences", 0, "removed"), ("quarantine", 0, "purged"), ("raw", 0, "purged"),
+        ("staging", 0, "purged")]
 
 
 def test_a_deletion_request_keeps_only_the_hash_destinations_match_on(warehouse, tmp_path):
