@@ -1,7 +1,9 @@
 """The egress log (`activation.egress_requests`), dead letters, and the gate that guards every send."""
 
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from itertools import islice
 
 import dagster as dg
 import pyarrow as pa
@@ -26,14 +28,23 @@ DEAD_LETTERS = StateTable(
 )
 # Dry-run dead letters carry this run id, so a re-plan replaces them and never a live run's.
 DRY_RUN_ID = "dry_run"
+LOG_CHUNK = 20  # requests per append: about 10 MB of Meta events
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+
+
+def batched(items: Iterable, size: int) -> Iterable[list]:
+    """Lists of up to `size` items, in order (itertools.batched arrives with Python 3.12)."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def record_dry_run(
     warehouse: WarehouseResource, conn: Connection, destination: str, partition_key: str, run_id: str,
-    requests: list[Request], dead_letters: list[tuple[str, str]],
-) -> None:
-    """Replace the dry-run plan and dead letters of (destination, partition) with this run's.
+    requests: Iterable[Request], dead_letters: list[tuple[str, str]],
+) -> int:
+    """Replace the dry-run plan and dead letters of (destination, partition) with this run's; returns how many
+    requests were recorded. Requests are written as they come, a few at a time, so a large plan streams.
 
     Dead letters of a live destination are kept: they are the ledger's, replayed, not re-planned.
     """
@@ -45,25 +56,28 @@ def record_dry_run(
     warehouse.run(conn, "DELETE FROM activation.dead_letters WHERE destination = :d AND partition_key = :p "
                         "AND run_id = :dry", {**where, "dry": DRY_RUN_ID})
     now = datetime.now(UTC).replace(tzinfo=None)
-    count = len(requests)
-    if count:
+    recorded = 0
+    for chunk in batched(requests, LOG_CHUNK):
+        count = len(chunk)
         warehouse.append_arrow(conn, EGRESS_REQUESTS.name, pa.table({
             "destination": [destination] * count,
-            "operation": [r.operation for r in requests],
-            "method": [r.method for r in requests],
-            "url": [r.url for r in requests],
+            "operation": [r.operation for r in chunk],
+            "method": [r.method for r in chunk],
+            "url": [r.url for r in chunk],
             "partition_key": [partition_key] * count,
             "run_id": [run_id] * count,
-            "batch_no": pa.array(range(1, count + 1), pa.int32()),
-            "record_count": pa.array([r.record_count for r in requests], pa.int32()),
-            "request_body": [r.text for r in requests],
+            "batch_no": pa.array(range(recorded + 1, recorded + count + 1), pa.int32()),
+            "record_count": pa.array([r.record_count for r in chunk], pa.int32()),
+            "request_body": [r.text for r in chunk],
             "status": ["dry_run"] * count,
             "http_status": pa.nulls(count, pa.int32()),
             "attempt": pa.array([0] * count, pa.int32()),
             "response_body": pa.nulls(count, pa.string()),
             "created_at": pa.array([now] * count, pa.timestamp("s")),
         }))
+        recorded += count
     dead_letter_rows(warehouse, conn, destination, DRY_RUN_ID, [(partition_key, k, r) for k, r in dead_letters])
+    return recorded
 
 
 def dead_letter_rows(warehouse: WarehouseResource, conn: Connection, destination: str, run_id: str,

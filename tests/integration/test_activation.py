@@ -283,3 +283,19 @@ def test_a_deleted_person_is_removed_from_every_audience_destination(copy, sampl
                                    "request_id = 'test:1' AND stage LIKE 'destination:%' ORDER BY stage").all() == [
             ("destination:google_customer_match", 0, "removed"),
             ("destination:meta_custom_audiences", 0, "removed")]
+
+
+def test_a_day_larger_than_a_page_is_built_and_sent_page_by_page(copy, sample_landing, run_day_key, fake,
+                                                                 monkeypatch):
+    from cdp_assets.activation import conversions
+    from cdp_assets.activation.platforms.meta import MetaCapi
+
+    warehouse, instance = copy
+    monkeypatch.setattr(conversions, "PAGE", 3)
+    monkeypatch.setattr(MetaCapi, "batch_limit", 2)
+
+    assert egress(warehouse, sample_landing, instance, run_day_key, ["meta_capi"]).success
+
+    assert len(fake.accepted["meta"]) == 4
+    assert [len(r["body"]["data"]) for r in fake.requests] == [2, 1, 1]
+    assert fake.duplicates("meta") == 0
