@@ -56,8 +56,10 @@ def _targets(warehouse: WarehouseResource, destination: Destination, channel: An
     rows: dict[str, dict[str, Any]] = {}
     dead = []
     with warehouse.begin() as conn:
-        members = warehouse.run(conn, MEMBERS_SQL, {"audience": sync.audience,
-                                                    "purpose": destination.consent_purpose or ""}).mappings().all()
+        result = warehouse.run(conn, MEMBERS_SQL, {"audience": sync.audience,
+                                                   "purpose": destination.consent_purpose or ""})
+        names = list(result.keys())
+        members = [dict(zip(names, row, strict=True)) for row in result.all()]
     for member in members:
         counts["members"] += 1
         if member["suppressed"]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ from cdp_assets.activation.transport import (
     Reply,
     Request,
     RetryPolicy,
+    assemble,
     send_with_retry,
 )
 from cdp_assets.resources.warehouse import WarehouseResource
@@ -93,32 +94,41 @@ class Sender:
                 table.ensure(warehouse, conn)
 
     def deliver(self, operation: str, items: list[Item], limit: int, attempts: Mapping[str, int],
-                on_acked: Acked | None = None, ledger_operation: str | None = None, in_order: bool = False) -> bool:
+                on_acked: Acked | None = None, ledger_operation: str | None = None, in_order: bool = False,
+                marked: bool = False) -> bool:
         """Send `items` under `operation` in batches of at most `limit`; `attempts` are prior tries per key.
 
         The ledger records them under `ledger_operation` (default: `operation`). `in_order` stops at the first
-        batch left failed, so an upload session's batches reach the platform in sequence. Returns True when
-        every item ended acknowledged or dead-lettered, False when some are left for the next run.
+        batch left failed, so an upload session's batches reach the platform in sequence. `marked` says the
+        caller already marked every item in flight, and counted this attempt, in one statement for the whole
+        page. Returns True when every item ended acknowledged or dead-lettered, False when some are left for
+        the next run.
         """
         failed_before = self.tally.failed
         batches = [items[i:i + limit] for i in range(0, len(items), limit)]
         tries = dict(attempts)
-        # One connection for the whole delivery, one transaction per step: opening and closing a DuckDB
-        # connection per batch cost about 50 ms (it checkpoints on close).
-        with self.warehouse.engine().connect() as conn:
-            self._conn = conn
-            try:
-                for number, batch in enumerate(batches, start=1):
-                    self._deliver_batch(operation, batch, tries, on_acked, number == len(batches),
-                                        ledger_operation or operation)
-                    if in_order and self.tally.failed != failed_before:
-                        break
-            finally:
-                self._conn = None
+        with self if self._conn is None else nullcontext():
+            for number, batch in enumerate(batches, start=1):
+                self._deliver_batch(operation, batch, tries, on_acked, number == len(batches),
+                                    ledger_operation or operation, marked)
+                if in_order and self.tally.failed != failed_before:
+                    break
         return self.tally.failed == failed_before
 
+    def __enter__(self) -> Sender:
+        # One connection for the sender's life, one transaction per step: opening and closing a DuckDB
+        # connection per batch cost about 50 ms (it checkpoints on close).
+        self._conn = self.warehouse.engine().connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
+        """A transaction on the sender's connection (or a fresh connection outside a `with Sender`)."""
         if self._conn is None:
             with self.warehouse.begin() as conn:
                 yield conn
@@ -132,7 +142,7 @@ class Sender:
         self.tally.requests += 1
         log: list[tuple[Reply, int]] = []
         reply = self._send(request, request.operation, log)
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             self._log_attempts(conn, request, log, [Item("", None, partition_key)])
         if reply.kind == AUTH:
             raise DestinationStopped(f"{self.destination}: the platform refused the credentials "
@@ -157,26 +167,27 @@ class Sender:
                 for i in items]
 
     def _deliver_batch(self, operation: str, items: list[Item], attempts: dict[str, int], on_acked: Acked | None,
-                       last: bool, recorded_as: str) -> None:
-        for item in items:
-            attempts[item.key] = attempts.get(item.key, 0) + 1
-        with self._transaction() as conn:
-            ledger.record(self.warehouse, conn, self.destination, self.run_id,
-                          self._entries(items, recorded_as, IN_FLIGHT, attempts))
-        request = self.channel.request(operation, [i.payload for i in items], last)
+                       last: bool, recorded_as: str, marked: bool = False) -> None:
+        if not marked:
+            for item in items:
+                attempts[item.key] = attempts.get(item.key, 0) + 1
+            with self.transaction() as conn:
+                ledger.record(self.warehouse, conn, self.destination, self.run_id,
+                              self._entries(items, recorded_as, IN_FLIGHT, attempts))
+        request = assemble(lambda records: self.channel.request(operation, records, last), [i.payload for i in items])
         self._batch_no += 1
         self.tally.requests += 1
         log: list[tuple[Reply, int]] = []
         reply = self._send(request, operation, log)
         if reply.kind == AUTH:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 self._log_attempts(conn, request, log, items)
                 ledger.record(self.warehouse, conn, self.destination, self.run_id,
                               self._entries(items, recorded_as, FAILED, attempts, reply.message))
             raise DestinationStopped(f"{self.destination}: the platform refused the credentials "
                                      f"({reply.message}); fix the token, then re-run")
         if reply.kind == REJECTED and len(items) > 1:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 self._log_attempts(conn, request, log, items)
             self.tally.bisections += 1
             half = len(items) // 2
@@ -193,7 +204,7 @@ class Sender:
         self.tally.reported.update(reply.reported)
         if reply.trace_id:
             self.tally.trace_ids.append(reply.trace_id)
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             self._log_attempts(conn, request, log, items)
             entries = self._entries(accepted, recorded_as, SENT, attempts, None, reply.trace_id)
             entries += [Entry(i.key, recorded_as, i.partition_key, DEAD_LETTER, attempts[i.key], reason, reply.trace_id)

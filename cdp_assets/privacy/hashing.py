@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cdp_assets.privacy.geo import country_code, region_code
 from cdp_assets.privacy.pii import PhoneError, sha256_hex, to_e164
@@ -174,7 +175,10 @@ def normalize(platform: str, field: str, value: object, region: str | None = Non
     """
     if value is None:
         return None
-    text = unicodedata.normalize("NFC", str(value)).strip()
+    text = str(value)
+    if not text.isascii():  # ASCII text is already NFC
+        text = unicodedata.normalize("NFC", text)
+    text = text.strip()
     if not text:
         return None
     rule = RULES[platform][field]
@@ -186,6 +190,15 @@ def normalize(platform: str, field: str, value: object, region: str | None = Non
 def prepare(platform: str, field: str, value: object, region: str | None = None) -> str | None:
     """What `field` carries to `platform`: the SHA-256 hex of the normalized value for hashed fields
     (a digest passes through), the normalized value itself for fields the platform takes in clear."""
+    if value is None:
+        return None
+    return _prepare(platform, field, str(value), region)
+
+
+# Names, cities, states, postcodes and countries repeat across a day's events; each is normalized and
+# hashed once. The cache lives only in this process and is bounded.
+@lru_cache(maxsize=1 << 16)
+def _prepare(platform: str, field: str, value: str, region: str | None) -> str | None:
     normalized = normalize(platform, field, value, region)
     if normalized is None or not RULES[platform][field].hashed or SHA256_HEX.fullmatch(normalized):
         return normalized

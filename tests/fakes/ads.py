@@ -17,17 +17,20 @@ import os
 import random
 import re
 import signal
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 META_TOKEN, GOOGLE_ACCESS, GOOGLE_REFRESH, TIKTOK_TOKEN, PINTEREST_TOKEN = (
     "meta-secret-token", "google-access-token", "google-refresh-token", "tiktok-secret-token", "pinterest-token")
 DEVELOPER_TOKEN = "google-dev-token"
 FAULTS = ("429", "500", "transient", "timeout", "drop")
-META_HASHED = ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "external_id", "ge", "db")
+# external_id is not among them: Meta accepts it unhashed (hashing is recommended; its SDK sends it raw).
+META_HASHED = ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "ge", "db")
 CA_HASHED = {"EMAIL", "PHONE", "FN", "LN", "CT", "ST", "ZIP", "COUNTRY"}
 
 
@@ -50,11 +53,13 @@ def google_error(status: int, state: str, message: str, code: dict | None = None
 
 class FakeAds:
     def __init__(self, fault_rate: float = 0.0, seed: int = 11, read_timeout: float = 0.5,
-                 job_polls_until_done: int = 1) -> None:
+                 job_polls_until_done: int = 1, keep_requests: bool = True) -> None:
+        self.keep_requests = keep_requests
         self.fault_rate = fault_rate
         self.read_timeout = read_timeout
         self.faults: list[str] = []
         self.faults_served: Counter = Counter()
+        self.busy_seconds = 0.0  # time spent reading, checking and answering requests
         self.poison: set[str] = set()  # event ids (or member hashes) the platform refuses
         self.accepted: dict[str, set] = defaultdict(set)
         self.deliveries: Counter = Counter()
@@ -80,15 +85,19 @@ class FakeAds:
 
     def env(self) -> dict[str, str]:
         """The variables that point every destination at this fake, with valid credentials."""
+        return self.env_for(self.url)
+
+    @staticmethod
+    def env_for(url: str) -> dict[str, str]:
         return {
-            "META_GRAPH_URL": self.url, "META_ACCESS_TOKEN": META_TOKEN, "META_PIXEL_ID": "1234567890",
-            "META_AD_ACCOUNT_ID": "act_42", "GOOGLE_ADS_API_URL": self.url,
-            "GOOGLE_OAUTH_TOKEN_URL": f"{self.url}/token",
+            "META_GRAPH_URL": url, "META_ACCESS_TOKEN": META_TOKEN, "META_PIXEL_ID": "1234567890",
+            "META_AD_ACCOUNT_ID": "act_42", "GOOGLE_ADS_API_URL": url,
+            "GOOGLE_OAUTH_TOKEN_URL": f"{url}/token",
             "GOOGLE_ADS_DEVELOPER_TOKEN": DEVELOPER_TOKEN, "GOOGLE_ADS_CLIENT_ID": "client-id",
             "GOOGLE_ADS_CLIENT_SECRET": "client-secret", "GOOGLE_ADS_REFRESH_TOKEN": GOOGLE_REFRESH,
             "GOOGLE_ADS_CUSTOMER_ID": "123-456-7890", "GOOGLE_ADS_CONVERSION_ACTION": "777",
-            "TIKTOK_API_URL": self.url, "TIKTOK_ACCESS_TOKEN": TIKTOK_TOKEN, "TIKTOK_PIXEL_CODE": "CPIXEL",
-            "TIKTOK_ADVERTISER_ID": "adv-1", "PINTEREST_API_URL": self.url, "PINTEREST_ACCESS_TOKEN": PINTEREST_TOKEN,
+            "TIKTOK_API_URL": url, "TIKTOK_ACCESS_TOKEN": TIKTOK_TOKEN, "TIKTOK_PIXEL_CODE": "CPIXEL",
+            "TIKTOK_ADVERTISER_ID": "adv-1", "PINTEREST_API_URL": url, "PINTEREST_ACCESS_TOKEN": PINTEREST_TOKEN,
             "PINTEREST_AD_ACCOUNT_ID": "549755885175",
         }
 
@@ -390,13 +399,34 @@ class FakeAds:
                 self.connection.shutdown(2)
 
             def _serve(self, method: str) -> None:
+                started = time.perf_counter()
+                try:
+                    self._serve_timed(method)
+                finally:
+                    with fake._lock:
+                        fake.busy_seconds += time.perf_counter() - started
+
+            def _serve_timed(self, method: str) -> None:
                 path = self.path.split("?", 1)[0]
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw or b"{}") if path != "/token" else {}
+                form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+                if path == "/token":
+                    body = {}
+                elif form:
+                    # Meta's SDK posts a form: `data` is a JSON list of JSON-encoded events, the token a field.
+                    fields = {k: v[0] for k, v in parse_qs(raw.decode("utf-8")).items()}
+                    body = {**fields, "data": [json.loads(e) if isinstance(e, str) else e
+                                               for e in json.loads(fields.get("data", "[]"))]}
+                    query = {k: v[0] for k, v in parse_qs(self.path.partition("?")[2]).items()}
+                    if META_TOKEN in (fields.get("access_token"), query.get("access_token")):
+                        self.headers["Authorization"] = f"Bearer {META_TOKEN}"
+                else:
+                    body = json.loads(raw or b"{}")
                 records = fake._carries_records(path)
                 with fake._lock:
-                    fake.requests.append({"method": method, "path": path, "body": body, "headers": dict(self.headers)})
+                    fake.requests.append({"method": method, "path": path, "headers": dict(self.headers),
+                                          "body": body if fake.keep_requests else None})
                     if records:
                         fake._requests_seen += 1
                     seen = fake._requests_seen
@@ -445,6 +475,16 @@ class FakeAds:
             def do_DELETE(self) -> None:
                 self._serve("DELETE")
 
+            def do_GET(self) -> None:
+                if self.path == "/_stats":
+                    with fake._lock:
+                        self._answer(200, {"accepted": {p: len(k) for p, k in fake.accepted.items()},
+                                           "duplicates": {p: fake.duplicates(p) for p in fake.accepted},
+                                           "requests": len(fake.requests),
+                                           "busy_seconds": round(fake.busy_seconds, 2)})
+                else:
+                    self._answer(404, {"error": "no such route"})
+
         return Handler
 
     def _transient(self, path: str) -> tuple[int, dict]:
@@ -464,3 +504,10 @@ class FakeAds:
         if path.startswith("/v5/"):
             return 401, {"code": 2, "message": "Authentication failed."}
         return 400, meta_error(190, "Error validating access token: Session has expired", 463).body
+
+
+if __name__ == "__main__":
+    # A standalone fake for benchmarks: its work runs in its own process, not the measured one's.
+    with FakeAds(keep_requests=False) as server:
+        print(server.url, flush=True)
+        sys.stdin.read()  # serve until the parent closes our stdin

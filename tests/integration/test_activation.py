@@ -287,11 +287,12 @@ def test_a_deleted_person_is_removed_from_every_audience_destination(copy, sampl
 
 def test_a_day_larger_than_a_page_is_built_and_sent_page_by_page(copy, sample_landing, run_day_key, fake,
                                                                  monkeypatch):
-    from cdp_assets.activation import conversions
+    from cdp_assets.activation import conversions, outbox
     from cdp_assets.activation.platforms.meta import MetaCapi
 
     warehouse, instance = copy
     monkeypatch.setattr(conversions, "PAGE", 3)
+    monkeypatch.setattr(outbox, "PAGE", 3)
     monkeypatch.setattr(MetaCapi, "batch_limit", 2)
 
     assert egress(warehouse, sample_landing, instance, run_day_key, ["meta_capi"]).success

@@ -117,8 +117,8 @@ def test_every_prepared_request_is_a_dry_run_without_credentials(warehouse, samp
         ("meta_custom_audiences", "dry_run", "POST", f"{meta}/{{AUDIENCE_ID}}/users", 100),
         ("pinterest_conversions", "dry_run", "POST",
          "https://api.pinterest.com/v5/ad_accounts/{PINTEREST_AD_ACCOUNT_ID}/events", 4),
-        ("tiktok_events", "dry_run", "POST", "https://business-api.tiktok.com/open_api/v1.3/event/track/", 1),
         ("tiktok_events", "dry_run", "POST", "https://business-api.tiktok.com/open_api/v1.3/event/track/", 3),
+        ("tiktok_events", "dry_run", "POST", "https://business-api.tiktok.com/open_api/v1.3/event/track/", 1),
     ]
 
 
