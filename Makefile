@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.crm_ingest
 	$(BIN)/python -m benchmarks.ga4_ingest
 	$(BIN)/python -m benchmarks.identity_resolution --pairs 1
+	$(BIN)/python -m benchmarks.egress --pairs 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -80,12 +80,13 @@ def ours(db: Path, url: str, events: int) -> dict:
     channel = MetaCapi(destination)
     started = time.perf_counter()
     plan = build_outbox(warehouse, destination, daily_partitions(), [DAY.isoformat()], datetime.now(UTC))
-    built = time.perf_counter()
+    built, rss_built = time.perf_counter(), _rss_mib()
     result = _send(warehouse, destination, channel, [DAY.isoformat()], "bench", RetryPolicy(),
                    plan.counts["outbox_rows"])
     seconds = time.perf_counter() - started
     assert not plan.problems and result["records_sent"] == events, (plan.problems, result)
     return {"seconds": seconds, "build_seconds": built - started, "events": events, "rss_mib": _rss_mib(),
+            "rss_after_build_mib": rss_built,
             "requests": result["requests_sent"]}
 
 

@@ -39,6 +39,12 @@ def warehouse_url() -> str:
     return os.environ.get("CDP_WAREHOUSE_URL") or DEFAULT_WAREHOUSE_URL
 
 
+def duckdb_memory_limit() -> str | None:
+    """`CDP_DUCKDB_MEMORY_LIMIT` (such as `2GB`): how much memory DuckDB may hold before it spills to disk.
+    Unset, DuckDB's own default (80% of the machine's memory) applies."""
+    return os.environ.get("CDP_DUCKDB_MEMORY_LIMIT") or None
+
+
 def landing_dir() -> Path:
     return Path(os.environ.get("CDP_LANDING_DIR") or DEFAULT_LANDING_DIR)
 

@@ -25,6 +25,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 from sqlglot import exp
 
+from cdp_assets import settings
+
 STAGE_SCHEMAS = ("raw", "quarantine", "staging", "core", "marts", "audiences", "activation", "cdp_meta")
 
 
@@ -89,7 +91,9 @@ class WarehouseResource(dg.ConfigurableResource):
             # DuckDB allows one writing process per file: NullPool closes the file as soon as a
             # connection is returned, so no idle pooled connection keeps the lock.
             poolclass = NullPool if self.dialect == "duckdb" else None
-            self._engine = sa.create_engine(url, poolclass=poolclass)
+            limit = settings.duckdb_memory_limit() if self.dialect == "duckdb" else None
+            connect_args = {"config": {"memory_limit": limit}} if limit else {}
+            self._engine = sa.create_engine(url, poolclass=poolclass, connect_args=connect_args)
         return self._engine
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
