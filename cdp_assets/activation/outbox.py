@@ -110,19 +110,23 @@ def build_outbox(warehouse: WarehouseResource, destination: Destination, partiti
     pool: ProcessPoolExecutor | None = None
     days = ", ".join(f"'{k}'" for k in partition_keys)  # dates the partitions definition produced
     try:
-        with warehouse.begin() as conn:
-            OUTBOX.ensure(warehouse, conn)
-            warehouse.run(conn, f"DELETE FROM activation.outbox WHERE destination = :d AND partition_key IN ({days})",
-                          {"d": destination.name})
+        # Page by page, each in its own transaction: the outbox is a working table the next build replaces, and
+        # holding a whole large day uncommitted kept all of it in memory.
+        with warehouse.session() as conn:
+            with conn.begin():
+                OUTBOX.ensure(warehouse, conn)
+                warehouse.run(conn, f"DELETE FROM activation.outbox WHERE destination = :d AND partition_key IN "
+                                    f"({days})", {"d": destination.name})
             for partition_key in partition_keys:
                 window = partitions_def.time_window_for_partition_key(partition_key)
                 params = {"start": window.start.astimezone(UTC).replace(tzinfo=None),
                           "end": window.end.astimezone(UTC).replace(tzinfo=None),
                           "purpose": destination.consent_purpose or ""}
-                warehouse.run(conn, "DROP TABLE IF EXISTS _cdp_day")
-                warehouse.run(conn, f"CREATE TEMP TABLE _cdp_day AS SELECT row_number() OVER (ORDER BY order_id) "
-                                    f"AS rn, * FROM ({CONVERSIONS_SQL}) AS c", params)
-                total = int(warehouse.scalar(conn, "SELECT count(*) FROM _cdp_day"))
+                with conn.begin():
+                    warehouse.run(conn, "DROP TABLE IF EXISTS _cdp_day")
+                    warehouse.run(conn, f"CREATE TEMP TABLE _cdp_day AS SELECT row_number() OVER (ORDER BY "
+                                        f"order_id) AS rn, * FROM ({CONVERSIONS_SQL}) AS c", params)
+                    total = int(warehouse.scalar(conn, "SELECT count(*) FROM _cdp_day"))
                 if pool is None and total >= POOL_MIN_ROWS and _workers() > 1:
                     pool = ProcessPoolExecutor(_workers(), mp_context=get_context("spawn"))
                 pending: deque[Future] = deque()
@@ -133,13 +137,15 @@ def build_outbox(warehouse: WarehouseResource, destination: Destination, partiti
                         numbered = table.append_column("seq", pa.array(range(seq[0] + 1, seq[0] + table.num_rows + 1),
                                                                        pa.int64()))
                         seq[0] += table.num_rows
-                        warehouse.append_arrow(conn, OUTBOX.name, numbered,
-                                               {"destination": destination.name, "planned_at": ledger.now()})
+                        with conn.begin():
+                            warehouse.append_arrow(conn, OUTBOX.name, numbered,
+                                                   {"destination": destination.name, "planned_at": ledger.now()})
 
                 for start in range(0, total, PAGE):
-                    result = warehouse.run(conn, "SELECT * FROM _cdp_day WHERE rn > :a AND rn <= :b ORDER BY rn",
-                                           {"a": start, "b": start + PAGE})
-                    names, rows = list(result.keys()), [tuple(r) for r in result.all()]
+                    with conn.begin():
+                        result = warehouse.run(conn, "SELECT * FROM _cdp_day WHERE rn > :a AND rn <= :b ORDER BY rn",
+                                               {"a": start, "b": start + PAGE})
+                        names, rows = list(result.keys()), [tuple(r) for r in result.all()]
                     if pool is None:
                         write(*build_page(destination, names, rows, partition_key, now))
                         continue
@@ -148,9 +154,10 @@ def build_outbox(warehouse: WarehouseResource, destination: Destination, partiti
                         write(*pending.popleft().result())
                 while pending:
                     write(*pending.popleft().result())
-            repeated = warehouse.scalar(conn, f"SELECT count(*) - count(DISTINCT record_key) FROM activation.outbox "
-                                              f"WHERE destination = :d AND partition_key IN ({days})",
-                                        {"d": destination.name})
+            with conn.begin():
+                repeated = warehouse.scalar(conn, f"SELECT count(*) - count(DISTINCT record_key) FROM "
+                                                  f"activation.outbox WHERE destination = :d AND partition_key IN "
+                                                  f"({days})", {"d": destination.name})
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

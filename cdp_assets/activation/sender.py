@@ -118,18 +118,14 @@ class Sender:
     def __enter__(self) -> Sender:
         # One connection for the sender's life, one transaction per step: opening and closing a DuckDB
         # connection per batch cost about 50 ms (it checkpoints on close).
-        self._conn = self.warehouse.engine().connect()
-        if self.warehouse.dialect == "duckdb":
-            # Each batch commits its answer; with DuckDB's default 16 MB threshold the request log made it
-            # checkpoint every dozen batches, ever slower as the tables grew. One checkpoint at the end instead.
-            self._conn.exec_driver_sql("SET checkpoint_threshold = '4GB'")
-            self._conn.commit()
+        self._session = self.warehouse.session()
+        self._conn = self._session.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._conn is not None:
-            self._conn.close()
             self._conn = None
+            self._session.__exit__(None, None, None)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

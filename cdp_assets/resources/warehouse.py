@@ -107,6 +107,17 @@ class WarehouseResource(dg.ConfigurableResource):
         with self.engine().begin() as conn:
             yield conn
 
+    @contextmanager
+    def session(self) -> Iterator[Connection]:
+        """One connection for many short transactions (`with conn.begin():` each), as a long loader or sender
+        commits page by page. On DuckDB it checkpoints once, when the connection closes: the default 16 MB
+        threshold checkpointed every few pages of request bodies, each time slower as the tables grew."""
+        with self.engine().connect() as conn:
+            if self.dialect == "duckdb":
+                conn.exec_driver_sql("SET checkpoint_threshold = '4GB'")
+                conn.commit()
+            yield conn
+
     def sql(self, duckdb_sql: str) -> str:
         return transpile(duckdb_sql, self.dialect)
 
