@@ -110,11 +110,12 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def session(self) -> Iterator[Connection]:
         """One connection for many short transactions (`with conn.begin():` each), as a long loader or sender
-        commits page by page. On DuckDB it checkpoints once, when the connection closes: the default 16 MB
-        threshold checkpointed every few pages of request bodies, each time slower as the tables grew."""
+        commits page by page. On DuckDB it checkpoints every 256 MB of changes rather than every 16 MB: the
+        default checkpointed every few pages of request bodies, each time slower as the tables grew, while
+        waiting for the connection to close kept every change since in memory."""
         with self.engine().connect() as conn:
             if self.dialect == "duckdb":
-                conn.exec_driver_sql("SET checkpoint_threshold = '4GB'")
+                conn.exec_driver_sql("SET checkpoint_threshold = '256MB'")
                 conn.commit()
             yield conn
 
