@@ -77,8 +77,14 @@ def build_page(destination: Destination, names: list[str], rows: list[tuple], pa
         elif not (row["consented"] and destination.consent_purpose):
             plan.counts["filtered_by_consent"] += 1
         else:
-            event = channel.event(row)
-            problem = channel.problem(event, now)
+            try:
+                event = channel.event(row)
+            except (TypeError, ValueError, KeyError, AttributeError) as error:
+                # A row this code cannot turn into an event is dead-lettered with the reason, not a failed run.
+                event = {"event_id": str(row.get("order_id"))}
+                problem = f"cannot build the event: {type(error).__name__}: {str(error)[:120]}"
+            else:
+                problem = channel.problem(event, now)
             columns["record_key"].append(event.get("event_id") or event.get("orderId"))
             columns["operation"].append(fixed_operation or channel.source(row))
             columns["payload"].append(json.dumps(event, ensure_ascii=False, separators=(",", ":")))

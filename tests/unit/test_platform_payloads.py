@@ -194,3 +194,18 @@ def test_pinterest_event_sends_value_as_a_string_and_needs_email_or_ip_and_agent
     anonymous = pinterest.event({**CONVERSION, "email": None, "client_ip": None})
     assert pinterest.problem(anonymous, NOW) == \
         "Pinterest needs an email, a mobile ad id, or IP address and user agent together"
+
+
+def test_a_row_that_cannot_become_an_event_is_dead_lettered_with_the_reason_not_a_failed_run():
+    from cdp_assets.activation.outbox import build_page
+
+    good = {**CONVERSION, "suppressed": False, "deletion_pending": False, "consented": True}
+    broken = {**good, "order_id": "O43", "value": None}
+    names = list(good)
+    table, plan = build_page(destination("meta_capi"), names, [tuple(good[n] for n in names),
+                                                               tuple(broken[n] for n in names)], "2026-11-21", NOW)
+
+    assert table.column("record_key").to_pylist() == ["O42", "O43"]
+    assert table.column("problem").to_pylist() == [
+        None, "cannot build the event: TypeError: float() argument must be a string or a real number, not 'NoneType'"]
+    assert (plan.counts["events_prepared"], plan.counts["dead_letters"]) == (1, 1)
