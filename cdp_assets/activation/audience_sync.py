@@ -28,6 +28,7 @@ from cdp_assets.activation.plan import asset_args, credentials_result, safety_re
 from cdp_assets.activation.platforms.google_ads import GoogleCustomerMatch
 from cdp_assets.activation.platforms.meta import MetaAudience
 from cdp_assets.activation.queries import MEMBERS_SQL
+from cdp_assets.activation.safety import body_problems
 from cdp_assets.activation.sender import DestinationStopped, Item, Sender
 from cdp_assets.activation.transport import OK, Request, RetryPolicy
 from cdp_assets.privacy.hashing import prepare
@@ -320,7 +321,7 @@ def audience_sync_asset(destination: Destination, syncs: list[AudienceSync], gat
             requests += _dry_run_requests(channel, destination, sync, operations)
             metadata.update({f"{sync.audience}: {k}": int(v) for k, v in sorted(counts.items())})
             metadata.update({f"{sync.audience}: {op}s": len(items) for op, items in operations.items()})
-        safety = safety_result([r.body for r in requests if r.body], [])
+        safety = safety_result(body_problems([r.body for r in requests if r.body], []), len(payloads))
         metadata.update({"requests_prepared": len(requests), "dead_letters": len(dead),
                          "credentials": f"missing {', '.join(sorted(missing))}" if missing else "configured",
                          **sample(payloads)})

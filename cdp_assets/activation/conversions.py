@@ -22,6 +22,7 @@ from cdp_assets.activation.plan import (
     SAFE_CHECK,
     asset_args,
     credentials_result,
+    safety_result,
     sample,
     tally_metadata,
 )
@@ -145,8 +146,7 @@ def conversions_asset(destination: Destination, partitions_def: dg.PartitionsDef
         missing = channel.missing()
         keys = list(context.partition_keys)
         plan = build_outbox(warehouse, destination, partitions_def, keys, datetime.now(UTC))
-        safety = dg.AssetCheckResult(check_name=SAFE_CHECK, passed=not plan.problems, metadata={
-            "events_checked": plan.counts["events_prepared"], "problems": dg.MetadataValue.json(dict(plan.problems))})
+        safety = safety_result(plan.problems, plan.counts["events_prepared"])
         quality_sum, quality_n = plan.quality
         metadata: dict[str, Any] = {
             "mode": mode, "days": len(keys),

@@ -8,7 +8,6 @@ from typing import Any
 import dagster as dg
 
 from cdp_assets.activation.config import Destination
-from cdp_assets.activation.safety import body_problems
 from cdp_assets.activation.sender import Tally
 
 SAFE_CHECK = "outbound_payloads_are_safe"
@@ -38,10 +37,10 @@ def asset_args(destination: Destination, upstream: Iterable[str]) -> dict[str, A
     }
 
 
-def safety_result(bodies: list[Mapping[str, Any]], event_ids: list[tuple[str, str]]) -> dg.AssetCheckResult:
-    problems = body_problems(bodies, event_ids)
-    return dg.AssetCheckResult(check_name=SAFE_CHECK, passed=not problems,
-                               metadata={"bodies_checked": len(bodies), "problems": dg.MetadataValue.json(problems)})
+def safety_result(problems: Mapping[str, int], records_checked: int) -> dg.AssetCheckResult:
+    """The `outbound_payloads_are_safe` result from the problems the outbound bodies were found with."""
+    return dg.AssetCheckResult(check_name=SAFE_CHECK, passed=not problems, metadata={
+        "records_checked": records_checked, "problems": dg.MetadataValue.json(dict(problems))})
 
 
 def credentials_result(missing: list[str], mode: str) -> dg.AssetCheckResult:
