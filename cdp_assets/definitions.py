@@ -11,6 +11,7 @@ from cdp_assets.activation.audience_sync import audience_sync_asset
 from cdp_assets.activation.config import load_audience_syncs, load_destinations
 from cdp_assets.activation.conversions import conversions_asset
 from cdp_assets.activation.transport import RetryPolicy
+from cdp_assets.alerts import run_failure_alerts
 from cdp_assets.audiences.assets import audience_asset
 from cdp_assets.audiences.config import load_audience_settings
 from cdp_assets.checks.gates import GATES, audience_gate, gate_check
@@ -30,10 +31,12 @@ from cdp_assets.privacy.requests import DELETIONS, SUPPRESSIONS, privacy_list_as
 from cdp_assets.resources.ga4 import GA4Resource
 from cdp_assets.resources.hubspot import DEFAULT_API_URL, HubSpotResource
 from cdp_assets.resources.warehouse import WarehouseResource, dialect_of
-from cdp_assets.schedules import daily_schedule
+from cdp_assets.retention import RETENTION_KEY, retention_runs
+from cdp_assets.schedules import daily_schedule, retention_schedule
 from cdp_assets.sql_models import SQL_ROOT, load_models, sql_asset
 
 DAILY_JOB = "daily_job"
+RETENTION_JOB = "retention_job"
 
 
 def _warehouse_url_config() -> str | dg.EnvVar:
@@ -100,19 +103,23 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
             mine = [s for s in syncs if s.destination == destination.name]
             egress.append(audience_sync_asset(destination, mine, gates, retry_policy or RetryPolicy()))
 
-    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all(),
+    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(
+                                        RETENTION_KEY),
                                     description="The whole graph for one day: that day's partitions and "
                                                 "every unpartitioned asset.")
     crm_ingest_job = dg.define_asset_job(
         CRM_INGEST_JOB, selection=dg.AssetSelection.assets(*[a.key for a in crm_assets], *python_assets[:2]),
         description="Load new CRM files, deletion requests and suppression lists from CDP_LANDING_DIR/crm/.")
+    retention_job = dg.define_asset_job(RETENTION_JOB, selection=dg.AssetSelection.assets(RETENTION_KEY),
+                                        description="Purge operational data past its retention window.")
     return dg.Definitions(
         assets=[*python_assets, *[sql_asset(m, dialect, partitions) for m in models if m not in audience_models],
-                *[audience_asset(m, audiences[m.key.path[-1]], dialect) for m in audience_models], *egress],
+                *[audience_asset(m, audiences[m.key.path[-1]], dialect) for m in audience_models], *egress,
+                retention_runs],
         asset_checks=[gate_check(g) for g in all_gates],
-        jobs=[daily_job, crm_ingest_job],
-        schedules=[daily_schedule(daily_job, [a.key for a in ga4_assets])],
-        sensors=[crm_files_sensor],
+        jobs=[daily_job, crm_ingest_job, retention_job],
+        schedules=[daily_schedule(daily_job, [a.key for a in ga4_assets]), retention_schedule(retention_job)],
+        sensors=[crm_files_sensor, run_failure_alerts],
         resources={"warehouse": warehouse, "hubspot": _hubspot(), "ga4": ga4 or _ga4(),
                    "landing": LandingZone(path=landing_dir or str(settings.landing_dir()))},
         # DuckDB allows one writing process, so runs execute in-process there (ARCHITECTURE principle 10).

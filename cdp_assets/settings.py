@@ -76,3 +76,36 @@ def egress_mode() -> str:
 def yesterday() -> date:
     """The default partition: yesterday in CDP_TIMEZONE."""
     return datetime.now(timezone()).date() - timedelta(days=1)
+
+
+def _whole_number(name: str, default: int, low: int, high: int) -> int:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name}={raw!r} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def schedule_hour() -> int:
+    """`CDP_SCHEDULE_HOUR` (0-23, default 6): the hour, in CDP_TIMEZONE, the daily schedule starts."""
+    return _whole_number("CDP_SCHEDULE_HOUR", 6, 0, 23)
+
+
+def retention_days() -> dict[str, int]:
+    """How many days each kind of operational data is kept before the retention asset purges it."""
+    return {
+        "request_bodies": _whole_number("CDP_RETENTION_REQUEST_BODY_DAYS", 30, 1, 36_500),
+        "quarantine": _whole_number("CDP_RETENTION_QUARANTINE_DAYS", 90, 1, 36_500),
+        "membership_snapshots": _whole_number("CDP_RETENTION_SNAPSHOT_DAYS", 180, 1, 36_500),
+    }
+
+
+def alert_webhook_url() -> str | None:
+    """`CDP_ALERT_WEBHOOK_URL`: where run failures are posted (Slack-compatible JSON); unset, none are posted."""
+    return os.environ.get("CDP_ALERT_WEBHOOK_URL") or None
+
+
+def alert_log() -> Path:
+    """`CDP_ALERT_LOG` (default `data/alerts/run_failures.jsonl`): every run failure, one JSON line each."""
+    return Path(os.environ.get("CDP_ALERT_LOG") or "data/alerts/run_failures.jsonl")

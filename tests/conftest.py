@@ -58,6 +58,8 @@ def clean_environment(monkeypatch):
     for name in ("CDP_WAREHOUSE_URL", "CDP_LANDING_DIR", "CDP_EGRESS_MODE", "CDP_TIMEZONE", "DAGSTER_HOME",
                  "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_API_URL", "GA4_PROPERTY_ID", "GA4_API_URL",
                  "GOOGLE_APPLICATION_CREDENTIALS", "CDP_EXCHANGE_RATES_FILE", "CDP_REPORTING_CURRENCY",
+                 "CDP_SCHEDULE_HOUR", "CDP_ALERT_WEBHOOK_URL", "CDP_ALERT_LOG", "CDP_RETENTION_REQUEST_BODY_DAYS",
+                 "CDP_RETENTION_QUARANTINE_DAYS", "CDP_RETENTION_SNAPSHOT_DAYS",
                  *sorted(destination_variables)):
         monkeypatch.delenv(name, raising=False)
 

@@ -50,3 +50,26 @@ def test_daily_job_and_schedule_exist():
     defs = build_definitions()
     assert defs.resolve_job_def("daily_job").name == "daily_job"
     assert defs.resolve_schedule_def("daily_job_schedule").cron_schedule == "0 6 * * *"
+
+
+def test_the_schedule_hour_comes_from_cdp_schedule_hour(monkeypatch):
+    monkeypatch.setenv("CDP_SCHEDULE_HOUR", "4")
+    assert build_definitions().resolve_schedule_def("daily_job_schedule").cron_schedule == "0 4 * * *"
+
+
+def test_every_schedule_and_sensor_starts_running():
+    defs = build_definitions()
+    statuses = {s.name: s.default_status for s in [*defs.schedules, *defs.sensors]}
+    assert statuses == {"daily_job_schedule": dg.DefaultScheduleStatus.RUNNING,
+                        "retention_job_schedule": dg.DefaultScheduleStatus.RUNNING,
+                        "crm_files_sensor": dg.DefaultSensorStatus.RUNNING,
+                        "run_failure_alerts": dg.DefaultSensorStatus.RUNNING}
+
+
+def test_retention_runs_on_its_own_schedule_not_in_the_daily_job():
+    defs = build_definitions()
+    daily = defs.resolve_job_def("daily_job").asset_layer.executable_asset_keys
+    retention = defs.resolve_job_def("retention_job").asset_layer.executable_asset_keys
+    assert dg.AssetKey(["maintenance", "retention_runs"]) not in daily
+    assert retention == {dg.AssetKey(["maintenance", "retention_runs"])}
+    assert defs.resolve_schedule_def("retention_job_schedule").cron_schedule == "0 3 * * *"
