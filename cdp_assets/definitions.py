@@ -14,7 +14,9 @@ from cdp_assets.activation.transport import RetryPolicy
 from cdp_assets.alerts import run_failure_alerts
 from cdp_assets.audiences.assets import audience_asset
 from cdp_assets.audiences.config import load_audience_settings
-from cdp_assets.checks.gates import GATES, audience_gate, gate_check
+from cdp_assets.checks.gates import gate_check
+from cdp_assets.checks.suites import STAGE_GATES
+from cdp_assets.checks.suites.audiences import audience_gate
 from cdp_assets.identity.assets import identity_asset
 from cdp_assets.ingest.crm_entities import CONTACTS, ORDERS
 from cdp_assets.ingest.crm_files import crm_file_asset
@@ -87,11 +89,11 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     models = load_models(SQL_ROOT, external=python_keys)
     audience_models = [m for m in models if m.key.path[0] == "audiences"]
     audiences = {m.key.path[-1]: load_audience_settings(m.path) for m in audience_models}
-    all_gates = [*GATES, *(audience_gate(m.table) for m in audience_models)]
+    all_gates = [*STAGE_GATES, *(audience_gate(m.table) for m in audience_models)]
 
-    # Each egress asset waits on the gates upstream of it: conversions do not read audiences.
-    core_gates = [gate.check_key for gate in GATES]
-    gates = [gate.check_key for gate in all_gates]
+    # Each egress asset waits on the blocking gates upstream of it: conversions do not read audiences.
+    core_gates = [gate.check_key for gate in STAGE_GATES if gate.blocking]
+    gates = [gate.check_key for gate in all_gates if gate.blocking]
     syncs = load_audience_syncs(destinations, audiences)
     egress = []
     for destination in destinations.values():

@@ -1,110 +1,139 @@
-"""Blocking quality gates between stages: raw -> staging -> core -> audiences/activation.
+"""Quality gates as Dagster asset checks: rule suites, freshness and volume, one check per gate.
 
-Each gate is a Great Expectations suite run as a blocking Dagster asset check. A failure skips every
-downstream step in its run, and egress also refuses to run while any gate's latest result is a failure.
+A blocking gate that fails skips every downstream step in its run, and egress also refuses to run while
+any blocking gate upstream of it has a failed latest result (ARCHITECTURE principle 11). Freshness and
+volume gates warn: a late or thin source is worth a look, not a reason to hold yesterday's data back.
 """
 
-
-from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from statistics import mean, pstdev
 
 import dagster as dg
-import pandas as pd
 
-from cdp_assets.checks.gx import validate_frame
-from cdp_assets.ingest.validation import EMAIL_PATTERN, ISO_4217
+from cdp_assets import settings
+from cdp_assets.checks.gx import Outcome, validate_counts, validate_table
+from cdp_assets.checks.rules import RefersTo, Rule
 from cdp_assets.resources.warehouse import WarehouseResource
 
-E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
-PROFILE_ID_PATTERN = r"^p_[0-9a-f]{20}$"
+VOLUME_HISTORY_DAYS = 14
+VOLUME_MIN_HISTORY = 7
+VOLUME_SIGMAS = 3.0
+# Days whose row counts hardly vary (a fixed GA4 grid, say) still get this much room either side.
+VOLUME_MIN_SPREAD = 0.25
 
 
 @dataclass(frozen=True)
 class Gate:
+    """A suite of rules over one table (or a SELECT over it, to cast or derive columns)."""
+
     table: str
     name: str
     description: str
-    query: str
-    suite: Callable[[], list]
+    rules: tuple[Rule, ...] = ()
+    relation: str | None = None
+    blocking: bool = True
+    # A table the asset only creates when its source is configured (HubSpot, say) may be absent.
+    optional: bool = False
+    # The asset the gate is attached to, when it is not the table itself (`schema.name`).
+    asset: str | None = None
 
     @property
     def asset_key(self) -> dg.AssetKey:
-        return dg.AssetKey(self.table.split("."))
+        return dg.AssetKey((self.asset or self.table).split("."))
 
     @property
     def check_key(self) -> dg.AssetCheckKey:
         return dg.AssetCheckKey(self.asset_key, self.name)
 
+    @property
+    def parents(self) -> list[dg.AssetKey]:
+        """Tables the rules refer to: the check waits for them."""
+        return sorted({dg.AssetKey(r.parent.split(".")[:2]) for r in self.rules if isinstance(r, RefersTo)}
+                      - {self.asset_key}, key=lambda k: k.path)
 
-def _gxe():
-    import great_expectations.expectations as gxe
+    @property
+    def severity(self) -> dg.AssetCheckSeverity:
+        return dg.AssetCheckSeverity.ERROR if self.blocking else dg.AssetCheckSeverity.WARN
 
-    return gxe
-
-
-def _not_null(*columns: str) -> list:
-    return [_gxe().ExpectColumnValuesToNotBeNull(column=c) for c in columns]
-
-
-def _unique(column: str) -> list:
-    return [_gxe().ExpectColumnValuesToBeUnique(column=column), *_not_null(column)]
-
-
-def _non_empty() -> list:
-    return [_gxe().ExpectTableRowCountToBeBetween(min_value=1)]
+    def outcome(self, warehouse: WarehouseResource, day: date) -> Outcome:
+        return validate_table(warehouse, self.relation or self.table, self.rules, self.name)
 
 
-GATES = [
-    Gate("raw.crm_contacts", "crm_contacts_rows_are_complete",
-         "Loaded contacts exist and every one has a contact id, a parsed updated_at and its source file.",
-         "SELECT contact_id, _updated_at, _source FROM raw.crm_contacts",
-         lambda: [*_non_empty(), *_not_null("contact_id", "_updated_at", "_source")]),
-    Gate("raw.crm_orders", "crm_orders_rows_are_complete",
-         "Loaded orders exist and every one has an order id, a parsed order_ts, a value and its source file.",
-         "SELECT order_id, _order_ts, value, _source FROM raw.crm_orders",
-         lambda: [*_non_empty(), *_not_null("order_id", "_order_ts", "value", "_source")]),
-    Gate("staging.stg_crm_contacts", "contact_keys_and_formats_are_valid",
-         "contact_id is unique; emails are lowercase addresses; phones are E.164.",
-         "SELECT contact_id, email, phone_e164 FROM staging.stg_crm_contacts",
-         lambda: [*_unique("contact_id"),
-                  _gxe().ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_PATTERN),
-                  _gxe().ExpectColumnValuesToMatchRegex(column="email", regex=r"^[^A-Z]*$"),
-                  _gxe().ExpectColumnValuesToMatchRegex(column="phone_e164", regex=E164_PATTERN)]),
-    Gate("staging.stg_crm_orders", "order_keys_and_values_are_valid",
-         "order_id is unique; value is non-negative; currency is ISO 4217; order_ts is set.",
-         "SELECT order_id, CAST(value AS DOUBLE) AS value, currency, order_ts FROM staging.stg_crm_orders",
-         lambda: [*_unique("order_id"), *_not_null("order_ts", "currency"),
-                  _gxe().ExpectColumnValuesToBeBetween(column="value", min_value=0),
-                  _gxe().ExpectColumnValuesToBeInSet(column="currency", value_set=sorted(ISO_4217))]),
-    Gate("core.record_profiles", "every_record_has_one_profile",
-         "Each CRM record belongs to exactly one well-formed profile id.",
-         "SELECT record_key, profile_id FROM core.record_profiles",
-         lambda: [*_unique("record_key"), *_not_null("profile_id"),
-                  _gxe().ExpectColumnValuesToMatchRegex(column="profile_id", regex=PROFILE_ID_PATTERN)]),
-    Gate("core.unified_profiles", "profile_ids_are_unique",
-         "One row per profile id.",
-         "SELECT profile_id FROM core.unified_profiles",
-         lambda: [*_non_empty(), *_unique("profile_id")]),
-    Gate("core.conversions", "conversions_are_attributable",
-         "Each conversion appears once, belongs to a profile, and has a non-negative value.",
-         "SELECT order_id, profile_id, CAST(value AS DOUBLE) AS value FROM core.conversions",
-         lambda: [*_unique("order_id"), *_not_null("profile_id"),
-                  _gxe().ExpectColumnValuesToBeBetween(column="value", min_value=0)]),
-]
+@dataclass(frozen=True)
+class Freshness(Gate):
+    """The newest value of `column` is at most `max_age_hours` old: the source arrived when expected.
+    A DATE column counts from the end of its day."""
+
+    column: str = ""
+    max_age_hours: float = 36.0
+    blocking: bool = False
+
+    def outcome(self, warehouse: WarehouseResource, day: date) -> Outcome:
+        with warehouse.begin() as conn:
+            newest = warehouse.scalar(conn, f"SELECT max({self.column}) FROM {self.table}")
+        if newest is None:
+            return Outcome(rows=0, path="sql aggregates", evaluated=1, failures=[{
+                "expectation": f"newest {self.column} at most {self.max_age_hours:g} hours old",
+                "column": self.column, "unexpected_count": 1, "samples": ["no rows have arrived"]}])
+        if not isinstance(newest, datetime):
+            newest = datetime.combine(newest + timedelta(days=1), datetime.min.time())
+        age = (datetime.now(UTC).replace(tzinfo=None) - newest.replace(tzinfo=None)).total_seconds() / 3600
+        late = validate_counts({"age_hours": age}, {"age_hours": self.max_age_hours}, self.name)
+        failures = [{"expectation": f"newest {self.column} at most {self.max_age_hours:g} hours old",
+                     "column": self.column, "unexpected_count": 1, "samples": [newest.isoformat()]}] if late else []
+        return Outcome(rows=1, path="sql aggregates", evaluated=1, failures=failures,
+                       extra={"newest": newest.isoformat(), "age_hours": round(age, 1),
+                              "max_age_hours": self.max_age_hours})
 
 
-def audience_gate(table: str) -> Gate:
-    """The blocking gate every audience passes before activation reads its snapshot."""
-    return Gate(table, "audience_members_are_unique", "Each profile appears at most once in the audience.",
-                f"SELECT profile_id FROM {table}", lambda: _unique("profile_id"))
+@dataclass(frozen=True)
+class Volume(Gate):
+    """The run's day has a usual number of rows: within 3 standard deviations (at least 25 %) of the mean
+    of the trailing 14 days that have rows. With fewer than 7 such days there is nothing to compare with."""
+
+    day_expression: str = ""
+    blocking: bool = False
+
+    def outcome(self, warehouse: WarehouseResource, day: date) -> Outcome:
+        first = day - timedelta(days=VOLUME_HISTORY_DAYS)
+        with warehouse.begin() as conn:
+            counts = dict(warehouse.run(conn, f"""
+                SELECT CAST({self.day_expression} AS DATE) AS d, count(*) FROM {self.table}
+                WHERE CAST({self.day_expression} AS DATE) BETWEEN :first AND :day GROUP BY 1""",
+                                        {"first": first, "day": day}).fetchall())
+        today = counts.pop(day, 0)
+        history = [counts[d] for d in sorted(counts)]
+        extra = {"day": day.isoformat(), "rows_on_day": today, "history_days": len(history)}
+        if len(history) < VOLUME_MIN_HISTORY:
+            return Outcome(rows=today, path="sql aggregates", evaluated=0, extra=extra)
+        centre = mean(history)
+        spread = max(VOLUME_SIGMAS * pstdev(history), VOLUME_MIN_SPREAD * centre)
+        low, high = max(centre - spread, 0.0), centre + spread
+        unusual = validate_counts({"rows_on_day": today}, {"rows_on_day": (low, high)}, self.name)
+        failures = [{"expectation": f"rows on {day} between {low:.0f} and {high:.0f}", "column": None,
+                     "unexpected_count": 1, "samples": [str(today)]}] if unusual else []
+        return Outcome(rows=today, path="sql aggregates", evaluated=1, failures=failures,
+                       extra={**extra, "trailing_mean": round(centre, 1), "expected_low": round(low),
+                              "expected_high": round(high)})
+
+
+def run_day(context: dg.AssetCheckExecutionContext) -> date:
+    """The day a check judges: the run's partition (or the end of its range), else yesterday."""
+    tags = context.run.tags
+    key = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
+    return date.fromisoformat(key) if key else settings.yesterday()
 
 
 def gate_check(gate: Gate) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=gate.asset_key, name=gate.name, description=gate.description, blocking=True,
-                    pool="warehouse")
-    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with warehouse.begin() as conn:
-            frame = pd.read_sql(warehouse.sql(gate.query), conn)
-        return validate_frame(frame, gate.suite(), gate.name)
+    @dg.asset_check(asset=gate.asset_key, name=gate.name, description=gate.description, blocking=gate.blocking,
+                    additional_deps=gate.parents, pool="warehouse")
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        if gate.optional:
+            with warehouse.begin() as conn:
+                if not warehouse.table_exists(conn, gate.table):
+                    return dg.AssetCheckResult(passed=True, metadata={"skipped": f"{gate.table} does not exist: "
+                                                                                 "its source is not configured"})
+        return gate.outcome(warehouse, run_day(context)).result(gate.severity)
 
     return _check

@@ -73,3 +73,20 @@ def test_retention_runs_on_its_own_schedule_not_in_the_daily_job():
     assert dg.AssetKey(["maintenance", "retention_runs"]) not in daily
     assert retention == {dg.AssetKey(["maintenance", "retention_runs"])}
     assert defs.resolve_schedule_def("retention_job_schedule").cron_schedule == "0 3 * * *"
+
+
+def test_every_asset_has_at_least_one_check():
+    graph = build_definitions().resolve_asset_graph()
+    checked = {key.asset_key for key in graph.asset_check_keys}
+    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys() - checked) == []
+
+
+def test_every_hand_off_into_core_audiences_and_activation_is_guarded_by_a_blocking_check():
+    """Every asset that an asset of those stages reads from another stage has a blocking check."""
+    graph = build_definitions().resolve_asset_graph()
+    guarded = {key.asset_key for key in graph.asset_check_keys if graph.get_check_spec(key).blocking}
+    unguarded = sorted({parent.to_user_string() for key in graph.get_all_asset_keys()
+                        if graph.get(key).group_name in ("core", "audiences", "activation")
+                        for parent in graph.get(key).parent_keys
+                        if graph.get(parent).group_name != graph.get(key).group_name and parent not in guarded})
+    assert unguarded == []

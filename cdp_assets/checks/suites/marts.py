@@ -1,0 +1,16 @@
+"""Marts stage: attribution keyed on staged orders (blocking: unified profiles read it) and campaign
+figures in range (a warning: nothing downstream reads them)."""
+
+from cdp_assets.checks.gates import Gate
+from cdp_assets.checks.rules import Between, NotNull, RefersTo, Unique
+from cdp_assets.checks.suites.core import STAGED_ORDERS
+
+GATES = [
+    Gate("marts.order_attribution", "attribution_is_one_row_per_staged_order",
+         "Each staged order appears once, with its date.",
+         (Unique("order_id"), NotNull("order_date"), RefersTo("order_id", parent=STAGED_ORDERS))),
+    Gate("marts.campaign_performance", "campaign_figures_are_in_range",
+         "Every row has a date; sessions, users and orders are never negative.",
+         (NotNull("date"), Between("sessions", low=0), Between("users", low=0), Between("crm_orders", low=0)),
+         blocking=False),
+]
