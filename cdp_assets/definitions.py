@@ -33,7 +33,7 @@ from cdp_assets.privacy.requests import DELETIONS, SUPPRESSIONS, privacy_list_as
 from cdp_assets.resources.ga4 import GA4Resource
 from cdp_assets.resources.hubspot import DEFAULT_API_URL, HubSpotResource
 from cdp_assets.resources.warehouse import WarehouseResource, dialect_of
-from cdp_assets.retention import RETENTION_KEY, retention_runs
+from cdp_assets.retention import RETENTION_KEY, retention_asset
 from cdp_assets.schedules import daily_schedule, retention_schedule
 from cdp_assets.sql_models import SQL_ROOT, load_models, sql_asset
 
@@ -83,7 +83,7 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     audience_egress = [dg.AssetKey(["activation", d.name]) for d in destinations.values()
                        if d.enabled and d.kind == "audiences"]
     python_assets = [deletions, privacy_list_asset(SUPPRESSIONS, dialect), *crm_assets, hubspot_extracts,
-                     identity_asset(), deletion_status_asset(dialect, audience_egress), *ga4_assets,
+                     identity_asset(dialect), deletion_status_asset(dialect, audience_egress), *ga4_assets,
                      exchange_rates_asset(dialect)]
     python_keys = {key for a in python_assets for key in a.keys}
     models = load_models(SQL_ROOT, external=python_keys)
@@ -115,9 +115,11 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     retention_job = dg.define_asset_job(RETENTION_JOB, selection=dg.AssetSelection.assets(RETENTION_KEY),
                                         description="Purge operational data past its retention window.")
     return dg.Definitions(
-        assets=[*python_assets, *[sql_asset(m, dialect, partitions) for m in models if m not in audience_models],
-                *[audience_asset(m, audiences[m.key.path[-1]], dialect) for m in audience_models], *egress,
-                retention_runs],
+        # Each asset links to the Python that builds it (SQL models also to their .sql file).
+        assets=dg.with_source_code_references([
+            *python_assets, *[sql_asset(m, dialect, partitions) for m in models if m not in audience_models],
+            *[audience_asset(m, audiences[m.key.path[-1]], dialect) for m in audience_models], *egress,
+            retention_asset(dialect)]),
         asset_checks=[gate_check(g) for g in all_gates],
         jobs=[daily_job, crm_ingest_job, retention_job],
         schedules=[daily_schedule(daily_job, [a.key for a in ga4_assets]), retention_schedule(retention_job)],

@@ -56,29 +56,33 @@ def purge(warehouse: WarehouseResource, now: datetime) -> dict[str, int]:
     return purged
 
 
-@dg.asset(
-    key=RETENTION_KEY,
-    group_name="maintenance",
-    kinds={"python", "sql"},
-    owners=["team:privacy"],
-    pool="warehouse",
-    description=__doc__,
-    check_specs=[dg.AssetCheckSpec("latest_snapshots_are_kept", asset=RETENTION_KEY,
-                                   description="Every audience still has all members of its latest snapshot, "
-                                               "which its next materialization diffs against.")],
-)
-def retention_runs(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Purges request bodies, quarantined rows and old audience membership snapshots past their windows."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    purged = purge(warehouse, now)
-    short = shortened_snapshots(warehouse)
-    windows = settings.retention_days()
-    return dg.MaterializeResult(
-        metadata={**{f"purged: {what}": n for what, n in purged.items()},
-                  **{f"window_days: {name}": days for name, days in windows.items()}},
-        check_results=[dg.AssetCheckResult(check_name="latest_snapshots_are_kept", passed=not short,
-                                           metadata={"audiences_missing_members": ", ".join(short) or "none"})],
+def retention_asset(dialect: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=RETENTION_KEY,
+        group_name="maintenance",
+        kinds={"python", "sql", dialect},
+        owners=["team:privacy"],
+        pool="warehouse",
+        description=__doc__,
+        check_specs=[dg.AssetCheckSpec("latest_snapshots_are_kept", asset=RETENTION_KEY,
+                                       description="Every audience still has all members of its latest snapshot, "
+                                                   "which its next materialization diffs against.")],
     )
+    def retention_runs(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        """Purges request bodies, quarantined rows and old audience membership snapshots past their windows."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        purged = purge(warehouse, now)
+        short = shortened_snapshots(warehouse)
+        with warehouse.begin() as conn:
+            table = warehouse.table_metadata(conn, RETENTION_RUNS.name)
+        return dg.MaterializeResult(
+            metadata={**table, **{f"purged: {what}": n for what, n in purged.items()},
+                      **{f"window_days: {name}": days for name, days in settings.retention_days().items()}},
+            check_results=[dg.AssetCheckResult(check_name="latest_snapshots_are_kept", passed=not short,
+                                               metadata={"audiences_missing_members": ", ".join(short) or "none"})],
+        )
+
+    return retention_runs
 
 
 def shortened_snapshots(warehouse: WarehouseResource) -> list[str]:

@@ -304,7 +304,7 @@ def audience_sync_asset(destination: Destination, syncs: list[AudienceSync], gat
         egress_preamble(context, gates, destination.consent_purpose)
         mode = settings.egress_mode()
         run_id = context.run.run_id
-        metadata: dict[str, Any] = {"mode": mode}
+        metadata: dict[str, Any] = {"mode": mode, "records_sent": 0}
         requests, dead, missing, payloads = [], [], set(), []
         plans = []
         for sync in syncs:
@@ -322,7 +322,8 @@ def audience_sync_asset(destination: Destination, syncs: list[AudienceSync], gat
             metadata.update({f"{sync.audience}: {k}": int(v) for k, v in sorted(counts.items())})
             metadata.update({f"{sync.audience}: {op}s": len(items) for op, items in operations.items()})
         safety = safety_result(body_problems([r.body for r in requests if r.body], []), len(payloads))
-        metadata.update({"requests_prepared": len(requests), "dead_letters": len(dead),
+        metadata.update({"dagster/row_count": len(payloads), "requests_prepared": len(requests),
+                         "dead_letters": len(dead),
                          "credentials": f"missing {', '.join(sorted(missing))}" if missing else "configured",
                          **sample(payloads)})
         checks = [safety, credentials_result(sorted(missing), mode)]
@@ -345,6 +346,7 @@ def audience_sync_asset(destination: Destination, syncs: list[AudienceSync], gat
                 except DestinationStopped as stopped:
                     raise dg.Failure(str(stopped), metadata=tally_metadata(sender.tally)) from None
                 metadata.update({f"{sync.audience}: {k}": v for k, v in tally_metadata(sender.tally).items()})
+                metadata["records_sent"] += sender.tally.sent
             metadata.update({k: int(v) for k, v in tally.items()})
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 

@@ -148,8 +148,10 @@ def conversions_asset(destination: Destination, partitions_def: dg.PartitionsDef
         plan = build_outbox(warehouse, destination, partitions_def, keys, datetime.now(UTC))
         safety = safety_result(plan.problems, plan.counts["events_prepared"])
         quality_sum, quality_n = plan.quality
+        # Every figure people plot is present on every materialization, 0 when nothing was sent.
         metadata: dict[str, Any] = {
-            "mode": mode, "days": len(keys),
+            "mode": mode, "days": len(keys), "dagster/row_count": plan.counts["events_prepared"],
+            "records_sent": 0,
             **{k: plan.counts[k] for k in ("conversions", "filtered_by_suppression", "filtered_by_deletion",
                                            "filtered_by_consent", "events_prepared", "dead_letters")},
             "predicted_match_quality": round(quality_sum / quality_n, 2) if quality_n else 0.0,

@@ -17,7 +17,7 @@ from cdp_assets import settings
 from cdp_assets.audiences.config import AudienceSettings
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
-from cdp_assets.sql_models import SqlModel, SqlModelError
+from cdp_assets.sql_models import SqlModel, SqlModelError, column_lineage, model_metadata
 
 MEMBERSHIPS = StateTable(
     "audiences.memberships",
@@ -67,6 +67,7 @@ def audience_asset(model: SqlModel, audience: AudienceSettings, dialect: str) ->
         code_version=model.code_version,
         description=f"{model.description} Sent to {', '.join(audience.destinations) or 'no destination yet'} "
                     f"({audience.sync_mode}); members need {audience.purpose} consent.",
+        metadata=model_metadata(model),
         pool="warehouse",
     )
     def _audience(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -99,7 +100,8 @@ def audience_asset(model: SqlModel, audience: AudienceSettings, dialect: str) ->
             warehouse.run(conn, "DROP TABLE _cdp_members")
         return dg.MaterializeResult(
             metadata={"dagster/row_count": size, "dagster/table_name": model.table, "dagster/column_schema": schema,
-                      "size": size, "added": int(added), "removed": int(removed),
+                      "dagster/column_lineage": column_lineage(model), "size": size, "added": int(added),
+                      "removed": int(removed),
                       "snapshot_ts": taken.isoformat(), "sync_mode": audience.sync_mode,
                       **{f"excluded: {reason}": int(n) for reason, n in sorted(excluded.items())}},
         )

@@ -28,7 +28,7 @@ class IdentityRunConfig(dg.Config):
     full: bool = False  # restitch every record, not only what changed since the last run
 
 
-def identity_asset(identity: IdentityConfig | None = None) -> dg.AssetsDefinition:
+def identity_asset(dialect: str, identity: IdentityConfig | None = None) -> dg.AssetsDefinition:
     identity = identity or load_identity_config()
     sources = sorted({dg.AssetKey(s.table.split(".")) for s in identity.sources}, key=lambda k: k.path)
     size_check = dg.AssetCheckSpec(
@@ -41,8 +41,9 @@ def identity_asset(identity: IdentityConfig | None = None) -> dg.AssetsDefinitio
                     "lower-priority link is dropped (for example two user ids on one record).")
 
     @dg.multi_asset(
-        specs=[dg.AssetSpec(["core", name], group_name="core", kinds={"python", "sql"}, owners=["team:data-eng"],
-                            deps=sources, description=text) for name, text in OUTPUTS.items()],
+        specs=[dg.AssetSpec(["core", name], group_name="core", kinds={"python", "sql", dialect},
+                            owners=["team:data-eng"], deps=sources, description=text)
+               for name, text in OUTPUTS.items()],
         check_specs=[size_check, limits_check],
         pool="warehouse",
     )
@@ -52,25 +53,23 @@ def identity_asset(identity: IdentityConfig | None = None) -> dg.AssetsDefinitio
         with warehouse.begin() as conn:
             run = run_identity(warehouse, conn, identity, context.run.run_id, config.full)
             summarize(warehouse, conn, identity, run)
-            rows = {name: warehouse.row_count(conn, f"core.{name}") for name in OUTPUTS}
+            tables = {name: warehouse.table_metadata(conn, f"core.{name}") for name in OUTPUTS}
         solution = run.solution
         context.log.info(
             f"{run.mode} run: {run.records_restitched} of {run.records} records restitched -> {run.profiles} "
             f"profiles ({run.merges} merges, {run.splits} splits)"
             + (f"; full because {run.reason_for_full}" if run.reason_for_full else ""))
         yield dg.MaterializeResult(asset_key=RECORD_PROFILES_KEY, metadata={
-            "dagster/row_count": rows["record_profiles"], "dagster/table_name": "core.record_profiles",
-            "mode": run.mode, "records_restitched": run.records_restitched, "profiles": run.profiles,
+            **tables["record_profiles"], "mode": run.mode, "records_restitched": run.records_restitched,
+            "profiles": run.profiles,
             "merges": run.merges, "splits": run.splits, "largest_profile_records": run.largest_profile_records,
             "engine": solution.engine if solution else "none",
             "component_searches": solution.rounds if solution else 0,
         })
         for name in ("profile_identifiers", "identity_edges", "profile_merges"):
-            yield dg.MaterializeResult(asset_key=["core", name], metadata={
-                "dagster/row_count": rows[name], "dagster/table_name": f"core.{name}"})
+            yield dg.MaterializeResult(asset_key=["core", name], metadata=tables[name])
         yield dg.MaterializeResult(asset_key=["core", "identity_audit"], metadata={
-            "dagster/row_count": rows["identity_audit"], "dagster/table_name": "core.identity_audit",
-            **{f"dropped: {reason}": n for reason, n in run.dropped.items()}})
+            **tables["identity_audit"], **{f"dropped: {reason}": n for reason, n in run.dropped.items()}})
         yield dg.AssetCheckResult(
             check_name=size_check.name, asset_key=RECORD_PROFILES_KEY,
             passed=run.largest_profile_records <= identity.max_profile_records,

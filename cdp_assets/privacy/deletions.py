@@ -163,12 +163,11 @@ def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey]) -> dg.A
                 LEFT JOIN remaining AS r ON r.stage = s.stage AND r.id_type = d.id_type AND r.id_sha256 = d.id_sha256
                 WHERE d.status = 'active'
                 GROUP BY d.request_id, d.id_type, s.stage{_destination_sql(names, at)}""")
-            rows = warehouse.row_count(conn, "core.deletion_status")
+            table = warehouse.table_metadata(conn, "core.deletion_status")
             pending = warehouse.run(conn, "SELECT stage, count(*) FROM core.deletion_status WHERE status = 'pending' "
                                           "GROUP BY stage ORDER BY stage").fetchall()
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": rows, "dagster/table_name": "core.deletion_status",
-                      "requests_pending_in_warehouse": sum(int(n) for _, n in pending)},
+            metadata={**table, "requests_pending_in_warehouse": sum(int(n) for _, n in pending)},
             check_results=[dg.AssetCheckResult(
                 check_name=purged.name, passed=not pending,
                 metadata={"pending_by_stage": dg.MetadataValue.json({s: int(n) for s, n in pending})})],

@@ -152,12 +152,12 @@ def privacy_list_asset(kind: PrivacyList, dialect: str) -> dg.AssetsDefinition:
             active, total_rejected = warehouse.run(
                 conn, f"SELECT count(*) FILTER (WHERE status = 'active'), count(*) FILTER (WHERE status = 'rejected') "
                       f"FROM {kind.table}").one()
+            table = warehouse.table_metadata(conn, kind.table)
         if unreadable:
             raise dg.Failure(f"{len(unreadable)} {kind.name} file(s) could not be read, and requests in them "
                              f"must not be ignored: {'; '.join(unreadable)}")
         return dg.MaterializeResult(metadata={
-            "dagster/row_count": int(active) + int(total_rejected),
-            "dagster/table_name": kind.table,
+            **table,
             "identifiers_new": new_rows,
             "identifiers_rejected_new": rejected,
             "identifiers_active": int(active),

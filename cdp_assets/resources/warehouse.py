@@ -161,6 +161,11 @@ class WarehouseResource(dg.ConfigurableResource):
     def row_count(self, conn: Connection, table: str) -> int:
         return int(self.scalar(conn, f"SELECT count(*) FROM {table}"))
 
+    def table_metadata(self, conn: Connection, table: str) -> dict:
+        """The standard metadata of a table an asset wrote: row count, name and column schema."""
+        return {"dagster/row_count": self.row_count(conn, table), "dagster/table_name": table,
+                "dagster/column_schema": self.column_schema(conn, table)}
+
     def replace_table(self, conn: Connection, table: str, select_sql: str) -> None:
         """Rebuild a whole table from a DuckDB-dialect SELECT, atomically within `conn`'s transaction."""
         query = self.sql(select_sql)

@@ -94,7 +94,7 @@ def test_an_unreadable_file_is_reported_as_a_warning_not_a_pass(project, run_day
 
     out = capsys.readouterr().out
     assert code == 0
-    assert "checks: 32 passed, 0 failed, 7 warnings" in out
+    assert "checks: 52 passed, 0 failed, 7 warnings" in out
     assert "warning: raw/crm_contacts:crm_contacts_files_are_readable" in out
 
 

@@ -189,7 +189,9 @@ def test_sampling_thresholding_and_an_empty_day_after_data_warn(warehouse, tmp_p
     assert result.success
     assert check_outcomes(result, TRAFFIC_KEY) == {
         "no_data_loss_from_other_row": True, "not_sampled": False, "not_thresholded": False,
-        "no_empty_day_after_data": False, "time_zone_is_cdp_timezone": False}
+        "no_empty_day_after_data": False, "time_zone_is_cdp_timezone": False,
+        # January's data is months old by now, and two days are too few to judge volume on.
+        "ga4_daily_traffic_arrived_on_time": False, "ga4_daily_traffic_volume_is_usual": True}
     severities = {e.check_name: e.severity for e in result.get_asset_check_evaluations() if not e.passed}
     assert set(severities.values()) == {dg.AssetCheckSeverity.WARN}
 

@@ -39,7 +39,7 @@ def stage(warehouse, contacts: list[tuple], orders: list[tuple] = ()) -> None:
 
 
 def materialize(warehouse, identity=None, full=False) -> dg.ExecuteInProcessResult:
-    result = dg.materialize([identity_asset(identity)], resources={"warehouse": warehouse},
+    result = dg.materialize([identity_asset(warehouse.dialect, identity)], resources={"warehouse": warehouse},
                             run_config={"ops": {"identity_graph": {"config": {"full": full}}}},
                             raise_on_error=False)
     assert result.success
@@ -237,7 +237,8 @@ def test_the_size_alarm_fails_when_a_profile_grows_past_the_limit(warehouse):
     small = replace(load_identity_config(), max_profile_records=3)
     stage(warehouse, [contact(f"C{i}", "ann@x.com") for i in range(4)])
 
-    result = dg.materialize([identity_asset(small)], resources={"warehouse": warehouse}, raise_on_error=False)
+    result = dg.materialize([identity_asset(warehouse.dialect, small)], resources={"warehouse": warehouse},
+                            raise_on_error=False)
 
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
               for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}

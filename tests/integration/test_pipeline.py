@@ -67,7 +67,7 @@ def test_whole_graph_materializes_with_every_gate_passing(warehouse, sample_land
     outcome = run_day(build_definitions(warehouse, str(sample_landing)), run_day_key, instance, "WARNING")
 
     assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
-    assert len(outcome.passed_checks) == 33
+    assert len(outcome.passed_checks) == 53
     assert table_rows(warehouse) == EXPECTED_ROWS
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 from cdp_assets.activation.egress import EGRESS_REQUESTS
 from cdp_assets.audiences.assets import MEMBERSHIPS, SNAPSHOTS
 from cdp_assets.ingest.crm_entities import CONTACTS
-from cdp_assets.retention import purge, retention_runs
+from cdp_assets.retention import purge, retention_asset
 
 NOW = datetime(2026, 11, 22, 12, 0)
 OLD = NOW - timedelta(days=400)
@@ -73,7 +73,7 @@ def test_windows_come_from_the_environment(warehouse, monkeypatch):
 
 def test_the_asset_records_each_purge_and_passes_its_check(warehouse):
     seed(warehouse)
-    result = dg.materialize([retention_runs], resources={"warehouse": warehouse})
+    result = dg.materialize([retention_asset(warehouse.dialect)], resources={"warehouse": warehouse})
     materialization = result.asset_materializations_for_node("maintenance__retention_runs")[0]
     with warehouse.begin() as conn:
         logged = warehouse.run(conn, "SELECT target, window_days FROM maintenance.retention_runs "

@@ -8,6 +8,7 @@ from cdp_assets.settings import PURPOSES
 
 PROFILE_ID_PATTERN = r"^p_[0-9a-f]{20}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+IDENTIFIER_TYPES = ("email", "phone", "contact_id")
 PROFILES = "core.unified_profiles.profile_id"
 # Tables built before unified_profiles refer to the identity step's profile ids: a check may only wait on
 # assets upstream of what its blocking result holds back.
@@ -17,8 +18,10 @@ STAGED_ORDERS = "staging.stg_crm_orders.order_id"
 
 def _privacy_list(table: str, name: str, what: str) -> Gate:
     # A request names a person by several identifiers, one row each: (request_id, id_type) is the key.
-    return Gate(table, name, f"Each {what} lists an identifier once, typed, with a known status and a SHA-256.",
-                (Unique("request_key"), NotNull("request_id"), NotNull("id_type"),
+    # A rejected row may name no usable identifier at all: it has no type, and is kept with its reason.
+    return Gate(table, name, f"Each {what} lists an identifier once, of a known type, with a known status and a "
+                             "SHA-256.",
+                (Unique("request_key"), NotNull("request_id"), InSet("id_type", values=IDENTIFIER_TYPES),
                  InSet("status", values=("active", "rejected")), Matches("id_sha256", regex=SHA256_PATTERN)),
                 relation=f"(SELECT request_id || ':' || id_type AS request_key, request_id, id_type, status, id_sha256 "
                          f"FROM {table})")
