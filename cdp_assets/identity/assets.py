@@ -53,6 +53,8 @@ def identity_asset(dialect: str, identity: IdentityConfig | None = None) -> dg.A
         with warehouse.begin() as conn:
             run = run_identity(warehouse, conn, identity, context.run.run_id, config.full)
             summarize(warehouse, conn, identity, run)
+            for name in OUTPUTS:
+                warehouse.analyze(conn, f"core.{name}")
             tables = {name: warehouse.table_metadata(conn, f"core.{name}") for name in OUTPUTS}
         solution = run.solution
         context.log.info(

@@ -83,6 +83,7 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
             totals.add(counts)
         purged = purge_deleted_people(warehouse, entity.name)
         with warehouse.begin() as conn:
+            warehouse.analyze(conn, entity.raw_table.name)
             rows = warehouse.row_count(conn, entity.raw_table.name)
             schema = warehouse.column_schema(conn, entity.raw_table.name)
         return dg.MaterializeResult(
