@@ -141,9 +141,12 @@ def measure(url: str, landing: Path, days: int) -> dict:
 def reset_postgres(url: str) -> None:
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    from cdp_assets.resources.warehouse import STAGE_SCHEMAS, normalize_url
+
+    engine = sa.create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        for schema in ("raw", "quarantine", "staging", "core", "marts", "audiences", "activation"):
+        # cdp_meta too: its registry of state tables must go with the tables.
+        for schema in (*STAGE_SCHEMAS, "maintenance"):
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     engine.dispose()
 
@@ -161,6 +164,7 @@ def main() -> None:
     arguments.add_argument("--contacts", type=int, default=1_000_000)
     arguments.add_argument("--days", type=int, default=90)
     arguments.add_argument("--postgres", help="also run on this PostgreSQL URL (its cdp schemas are dropped)")
+    arguments.add_argument("--skip-duckdb", action="store_true", help="run on PostgreSQL only")
     arguments.add_argument("--one")
     arguments.add_argument("--landing", type=Path)
     args = arguments.parse_args()
@@ -168,11 +172,13 @@ def main() -> None:
         print(json.dumps(run_once(args.one, args.landing, args.days)))
         return
     landing = ensure_landing(args.contacts, args.days)
-    db = OUT / "full_pipeline.duckdb"
-    db.unlink(missing_ok=True)
-    results = [measure(f"duckdb:///{db}", landing, args.days)]
-    db.unlink(missing_ok=True)
-    print_run(results[-1])
+    results = []
+    if not args.skip_duckdb:
+        db = OUT / "full_pipeline.duckdb"
+        db.unlink(missing_ok=True)
+        results.append(measure(f"duckdb:///{db}", landing, args.days))
+        db.unlink(missing_ok=True)
+        print_run(results[-1])
     if args.postgres:
         reset_postgres(args.postgres)
         results.append(measure(args.postgres, landing, args.days))
