@@ -5,6 +5,8 @@ import os
 import socket
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -64,9 +66,9 @@ def clean_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped afterwards."""
     base = os.environ.get("CDP_TEST_POSTGRES_URL")
     require(bool(base), "CDP_TEST_POSTGRES_URL is not set, so the PostgreSQL variant cannot run")
     admin_url = sa.engine.make_url(normalize_url(base))
@@ -74,10 +76,19 @@ def postgres_url():
     admin = sa.create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield admin_url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.dispose()
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -86,6 +97,16 @@ def warehouse(request, tmp_path) -> WarehouseResource:
     if request.param == "duckdb":
         return WarehouseResource(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
     return WarehouseResource(url=request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def module_warehouse(request, tmp_path_factory) -> Iterator[WarehouseResource]:
+    """A warehouse per backend shared by a module's tests that only read what one run wrote."""
+    if request.param == "duckdb":
+        yield WarehouseResource(url=f"duckdb:///{tmp_path_factory.mktemp('module') / 'warehouse.duckdb'}")
+        return
+    with postgres_database() as url:
+        yield WarehouseResource(url=url)
 
 
 @pytest.fixture(scope="session")

@@ -136,11 +136,11 @@ def hubspot_extracts(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     if not hubspot.configured:
         context.log.info("HUBSPOT_ACCESS_TOKEN is not set: nothing pulled from HubSpot")
         return dg.MaterializeResult(metadata={"source": "not configured (HUBSPOT_ACCESS_TOKEN is unset)",
-                                              **dict.fromkeys(COUNTS, 0)})
+                                              "dagster/row_count": 0, **dict.fromkeys(COUNTS, 0)})
     end = datetime.now(UTC) - INDEX_LAG
     stored = _watermarks(warehouse)
     landing.crm_dir.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {"dagster/row_count": 0}  # rows landed in files for the CRM loaders
     for object_type in ("contacts", "deals"):
         start, archived_after = stored.get(object_type, (BEGINNING, BEGINNING))
         stamp = f"{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}"
@@ -158,6 +158,7 @@ def hubspot_extracts(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             currency = hubspot.company_currency()
             rows = chain(_deal_rows(hubspot, changed, False, currency), _deal_rows(hubspot, gone, True, currency))
         written = write_jsonl_gz(target, rows)
+        counts["dagster/row_count"] += written
         _save_watermark(warehouse, object_type, end, end)
         counts[f"{object_type}_changed"] = tally["changed"]
         counts[f"{object_type}_archived"] = tally["archived"]
