@@ -135,10 +135,15 @@ def validate_table(warehouse: WarehouseResource, table: str, rules: Sequence[Rul
 
 
 def aggregate_counts(warehouse: WarehouseResource, conn: Connection, table: str, rules: Sequence[Rule]) -> dict:
-    """Each rule's unexpected-row count, computed by the warehouse in one pass over `table`."""
-    sums = [f"sum(CASE WHEN {r.unexpected(table)} THEN 1 ELSE 0 END)" for r in rules]
-    values = warehouse.run(conn, f"SELECT {', '.join(sums)} FROM {table} AS t").one()
-    return {rule.label: int(value or 0) for rule, value in zip(rules, values, strict=True)}
+    """Each rule's unexpected-row count, computed by the warehouse: row-by-row rules in one pass over `table`,
+    set rules (uniqueness, references) in a query of their own."""
+    counts = {r.label: int(warehouse.scalar(conn, r.count_sql(table)) or 0) for r in rules if r.count_sql(table)}
+    one_pass = [r for r in rules if r.label not in counts]
+    if one_pass:
+        sums = [f"sum(CASE WHEN {r.unexpected(table)} THEN 1 ELSE 0 END)" for r in one_pass]
+        values = warehouse.run(conn, f"SELECT {', '.join(sums)} FROM {table} AS t").one()
+        counts |= {rule.label: int(value or 0) for rule, value in zip(one_pass, values, strict=True)}
+    return {rule.label: counts[rule.label] for rule in rules}
 
 
 def validate_counts(values: dict[str, float], bounds: dict[str, float | tuple[float | None, float | None]],

@@ -41,6 +41,11 @@ class Rule:
     def unexpected(self, table: str) -> str:
         raise NotImplementedError
 
+    def count_sql(self, table: str) -> str | None:
+        """A query of its own counting the unexpected rows, for rules a one-pass `sum(CASE ...)` must not hold:
+        inside a select list PostgreSQL runs a subquery once per row, never as a join."""
+        return None
+
     @property
     def label(self) -> str:
         return f"{self.expectation_type}({self.column})" if self.column else self.expectation_type
@@ -69,6 +74,10 @@ class Unique(Rule):
         # Every row of a repeated value is unexpected, as GX counts it.
         return (f"t.{self.column} IN (SELECT u.{self.column} FROM {table} AS u WHERE u.{self.column} IS NOT NULL "
                 f"GROUP BY u.{self.column} HAVING count(*) > 1)")
+
+    def count_sql(self, table: str) -> str:
+        return (f"SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {table} AS t WHERE t.{self.column} "
+                f"IS NOT NULL GROUP BY t.{self.column} HAVING count(*) > 1) AS repeated")
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,10 @@ class RefersTo(Rule):
         parent_table, parent_column = self.parent.rsplit(".", 1)
         return (f"t.{self.column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {parent_table} AS p "
                 f"WHERE p.{parent_column} = t.{self.column})")
+
+    def count_sql(self, table: str) -> str:
+        # In a WHERE clause NOT EXISTS is planned as an anti-join.
+        return f"SELECT count(*) FROM {table} AS t WHERE {self.unexpected(table)}"
 
     @property
     def label(self) -> str:
