@@ -33,8 +33,11 @@ PURGES = [
     ("quarantined orders", "quarantine.crm_orders", "quarantine",
      "DELETE FROM quarantine.crm_orders WHERE quarantined_at < :cutoff"),
     ("membership snapshots", "audiences.memberships", "membership_snapshots",
-     "DELETE FROM audiences.memberships WHERE snapshot_ts < :cutoff AND snapshot_ts < "
-     "(SELECT max(s.snapshot_ts) FROM audiences.snapshots AS s WHERE s.audience = audiences.memberships.audience)"),
+     # NOT EXISTS over the latest snapshot per audience: an anti-join, where a subquery per row would rescan
+     # the snapshots for every member on PostgreSQL.
+     "DELETE FROM audiences.memberships WHERE snapshot_ts < :cutoff AND NOT EXISTS (SELECT 1 FROM "
+     "(SELECT audience, max(snapshot_ts) AS ts FROM audiences.snapshots GROUP BY audience) AS latest "
+     "WHERE latest.audience = audiences.memberships.audience AND latest.ts = audiences.memberships.snapshot_ts)"),
 ]
 
 
