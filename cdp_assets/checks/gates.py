@@ -129,11 +129,15 @@ def gate_check(gate: Gate) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=gate.asset_key, name=gate.name, description=gate.description, blocking=gate.blocking,
                     additional_deps=gate.parents, pool="warehouse")
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        if gate.optional:
-            with warehouse.begin() as conn:
-                if not warehouse.table_exists(conn, gate.table):
-                    return dg.AssetCheckResult(passed=True, metadata={"skipped": f"{gate.table} does not exist: "
-                                                                                 "its source is not configured"})
+        with warehouse.begin() as conn:
+            exists = warehouse.table_exists(conn, gate.table)
+        if not exists and gate.optional:
+            return dg.AssetCheckResult(passed=True, metadata={"skipped": f"{gate.table} does not exist: its source "
+                                                                         "is not configured"})
+        if not exists:
+            # A check launched on its own (from the UI) before its asset ever ran: say so, not a SQL error.
+            return dg.AssetCheckResult(passed=False, severity=gate.severity, metadata={
+                "error": f"{gate.table} does not exist yet: materialize {gate.asset_key.to_user_string()} first"})
         return gate.outcome(warehouse, run_day(context)).result(gate.severity)
 
     return _check

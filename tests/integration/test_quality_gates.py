@@ -136,3 +136,16 @@ def test_volume_is_not_judged_without_a_week_of_history(arrivals):
     fill_history(arrivals, day, [10, 12, 11])
     outcome = Volume("s.arrivals", "volume", "", day_expression="day").outcome(arrivals, day)
     assert (outcome.failures, outcome.evaluated, outcome.extra["history_days"]) == ([], 0, 3)
+
+
+def test_a_gate_run_before_its_table_exists_fails_with_a_clear_message(warehouse):
+    import dagster as dg
+
+    from cdp_assets.checks.gates import gate_check
+
+    check = gate_check(Gate("s.never_built", "never_built_ok", "", (NonEmpty(),)))
+    result = dg.materialize([dg.AssetSpec(["s", "never_built"]), check], resources={"warehouse": warehouse},
+                            selection=dg.AssetSelection.checks(check), raise_on_error=False)
+    evaluation = result.get_asset_check_evaluations()[0]
+    assert not evaluation.passed
+    assert evaluation.metadata["error"].value == "s.never_built does not exist yet: materialize s/never_built first"

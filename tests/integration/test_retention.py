@@ -43,21 +43,23 @@ def test_purge_empties_old_request_bodies_and_keeps_their_rows(warehouse):
     assert [tuple(r) for r in rows] == [(OLD, True, True), (RECENT, False, False)]
 
 
-def test_purge_deletes_quarantined_rows_past_the_window(warehouse):
+def purge_then_read(warehouse, query: str) -> tuple[dict[str, int], list[tuple]]:
+    """Seed, purge as of NOW, and return what was purged and the rows `query` still finds."""
     seed(warehouse)
     purged = purge(warehouse, NOW)
     with warehouse.begin() as conn:
-        left = warehouse.run(conn, "SELECT quarantined_at FROM quarantine.crm_contacts").fetchall()
+        return purged, [tuple(r) for r in warehouse.run(conn, query).fetchall()]
+
+
+def test_purge_deletes_quarantined_rows_past_the_window(warehouse):
+    purged, left = purge_then_read(warehouse, "SELECT quarantined_at FROM quarantine.crm_contacts")
     assert purged["quarantined contacts"] == 1
     assert purged["quarantined orders"] == 0  # never created: nothing to purge
     assert [r[0] for r in left] == [RECENT]
 
 
 def test_purge_keeps_each_audiences_latest_snapshot(warehouse):
-    seed(warehouse)
-    purged = purge(warehouse, NOW)
-    with warehouse.begin() as conn:
-        left = warehouse.run(conn, "SELECT profile_id, snapshot_ts FROM audiences.memberships").fetchall()
+    purged, left = purge_then_read(warehouse, "SELECT profile_id, snapshot_ts FROM audiences.memberships")
     assert purged["membership snapshots"] == 2
     assert [tuple(r) for r in left] == [("p2", OLD)]
 
