@@ -1,5 +1,7 @@
 """Run-failure alerts: every failed run is recorded and, when `CDP_ALERT_WEBHOOK_URL` is set, posted there.
 
+Runs launched from `cdp-assets` are alerted by the command when they end, so they alert whether or not a
+daemon runs the sensor; the sensor leaves them alone, so nothing is posted twice.
 The record is one JSON line in `CDP_ALERT_LOG` (default `data/alerts/run_failures.jsonl`), written by the
 sensor from the file system: the sensor never opens the warehouse (ARCHITECTURE principle 10). The post is
 Slack-compatible JSON (`text`, plus the same fields as the record), retried on 429 and 5xx with urllib3's
@@ -11,11 +13,10 @@ import json
 import os
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import dagster as dg
 import requests
-from dagster._utils.error import SerializableErrorInfo
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -26,6 +27,15 @@ SECRET_NAMES = re.compile(r"(TOKEN|SECRET|PASSWORD|_KEY|WEBHOOK_URL)$")
 EMAIL = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+\.[A-Za-z]{2,}")
 PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 MESSAGE_LIMIT = 2_000
+# Runs started by `cdp-assets` carry this tag and are alerted by the command itself, daemon or not.
+LAUNCHED_BY_TAG = "cdp/launched_by"
+
+
+class ErrorInfo(Protocol):
+    """What Dagster records of an error: its message and the error that caused it."""
+
+    message: str
+    cause: "ErrorInfo | None"
 
 
 def secret_values() -> list[str]:
@@ -53,7 +63,7 @@ def failure_record(run: dg.DagsterRun, message: str, steps: list[tuple[str, str]
             "failed_steps": failed, "failed_at": when.isoformat()}
 
 
-def root_cause(error: SerializableErrorInfo) -> str:
+def root_cause(error: ErrorInfo) -> str:
     """The innermost error's message: Dagster wraps what the asset raised in its own step error."""
     while error.cause is not None:
         error = error.cause
@@ -78,29 +88,39 @@ def post(url: str, entry: dict[str, Any], timeout: float = 10.0) -> int:
         return session.post(url, json=entry, timeout=timeout).status_code
 
 
+def alert(entry: dict[str, Any], log: Any = None) -> None:
+    """Record a failure in CDP_ALERT_LOG and post it to CDP_ALERT_WEBHOOK_URL when that is set."""
+    record(entry)
+    url = settings.alert_webhook_url()
+    say = log.info if log else (lambda _: None)
+    warn = log.warning if log else (lambda _: None)
+    if url is None:
+        say(f"run {entry['run_id']} failure recorded in {settings.alert_log()}; CDP_ALERT_WEBHOOK_URL is not set, "
+            "so nothing was posted")
+        return
+    try:
+        status = post(url, entry)
+    except requests.RequestException as error:
+        warn(f"could not post the failure of run {entry['run_id']} to CDP_ALERT_WEBHOOK_URL: "
+             f"{clean(type(error).__name__ + ': ' + str(error))}")
+        return
+    if status >= 300:
+        warn(f"CDP_ALERT_WEBHOOK_URL answered HTTP {status} for run {entry['run_id']}")
+
+
 @dg.run_failure_sensor(
     name="run_failure_alerts",
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Records every failed run in CDP_ALERT_LOG and posts it to CDP_ALERT_WEBHOOK_URL when set; "
-                "messages carry no secret and no email address.",
+                "messages carry no secret and no email address. Runs launched by `cdp-assets` are alerted by "
+                "the command itself.",
 )
 def run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
+    if context.dagster_run.tags.get(LAUNCHED_BY_TAG) == "cli":
+        return
     steps = [(event.step_key or "", root_cause(event.event_specific_data.error)
               if event.event_specific_data and event.event_specific_data.error else "")
              for event in context.get_step_failure_events()]
-    entry = failure_record(context.dagster_run, context.failure_event.message or "", steps, datetime.now(UTC))
-    record(entry)
-    url = settings.alert_webhook_url()
-    if url is None:
-        context.log.info(f"run {context.dagster_run.run_id} failure recorded in {settings.alert_log()}; "
-                         "CDP_ALERT_WEBHOOK_URL is not set, so nothing was posted")
-        return
-    try:
-        status = post(url, entry)
-    except requests.RequestException as error:
-        context.log.warning(f"could not post the failure of run {context.dagster_run.run_id} to "
-                            f"CDP_ALERT_WEBHOOK_URL: {clean(type(error).__name__ + ': ' + str(error))}")
-        return
-    if status >= 300:
-        context.log.warning(f"CDP_ALERT_WEBHOOK_URL answered HTTP {status} for run {context.dagster_run.run_id}")
+    alert(failure_record(context.dagster_run, context.failure_event.message or "", steps, datetime.now(UTC)),
+          context.log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -22,19 +23,20 @@ from cdp_assets.ingest.crm_entities import CONTACTS, ORDERS
 from cdp_assets.ingest.crm_files import crm_file_asset
 from cdp_assets.ingest.crm_sensor import CRM_INGEST_JOB, crm_files_sensor
 from cdp_assets.ingest.exchange_rates import exchange_rates_asset
-from cdp_assets.ingest.ga4 import ga4_report_asset
+from cdp_assets.ingest.ga4 import ga4_freshness, ga4_report_asset
 from cdp_assets.ingest.ga4_reports import load_reports
-from cdp_assets.ingest.hubspot import hubspot_extracts
+from cdp_assets.ingest.hubspot import hubspot_asset
 from cdp_assets.ingest.landing import LandingZone
 from cdp_assets.ingest.mappings import load_mappings
+from cdp_assets.lineage import ancestors, gates_on, parent_map
 from cdp_assets.partitions import daily_partitions
 from cdp_assets.privacy.deletions import deletion_status_asset
 from cdp_assets.privacy.requests import DELETIONS, SUPPRESSIONS, privacy_list_asset
 from cdp_assets.resources.ga4 import GA4Resource
 from cdp_assets.resources.hubspot import DEFAULT_API_URL, HubSpotResource
-from cdp_assets.resources.warehouse import WarehouseResource, dialect_of
+from cdp_assets.resources.warehouse import WAREHOUSE_TAG, WarehouseResource, dialect_of, warehouse_identity
 from cdp_assets.retention import RETENTION_KEY, retention_asset
-from cdp_assets.schedules import daily_schedule, retention_schedule
+from cdp_assets.schedules import daily_schedule, day_selections, retention_schedule
 from cdp_assets.sql_models import SQL_ROOT, load_models, sql_asset
 
 DAILY_JOB = "daily_job"
@@ -62,26 +64,30 @@ def _ga4() -> GA4Resource:
 
 
 def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: str | None = None,
-                      ga4: GA4Resource | None = None, retry_policy: RetryPolicy | None = None) -> dg.Definitions:
-    """Assemble the project; tests pass their own warehouse, landing folder, GA4 client settings and egress
-    retry policy (short waits)."""
+                      ga4: GA4Resource | None = None, retry_policy: RetryPolicy | None = None,
+                      hubspot: HubSpotResource | None = None) -> dg.Definitions:
+    """Assemble the project; tests and the demo pass their own warehouse, landing folder, source clients and
+    egress retry policy (short waits)."""
     if warehouse is None:
         warehouse = WarehouseResource(url=_warehouse_url_config())
-        dialect = dialect_of(settings.warehouse_url())
+        url = settings.warehouse_url()
     else:
-        dialect = warehouse.dialect
+        url = warehouse.url
+    dialect = dialect_of(url)
     partitions = daily_partitions()
+    policy = retry_policy or RetryPolicy()
 
     mappings = load_mappings()
     deletions = privacy_list_asset(DELETIONS, dialect)
+    hubspot_extracts = hubspot_asset(dialect)
     # Loads wait for deletion requests, so a requested person is purged before staging ever sees them.
     crm_assets = [crm_file_asset(entity, dialect, mappings, deps=(deletions.key, hubspot_extracts.key))
                   for entity in (CONTACTS, ORDERS)]
-    ga4_assets = [ga4_report_asset(report, partitions, dialect) for report in load_reports()]
-    destinations = load_destinations()
+    reports = load_reports()
+    ga4_assets = [ga4_report_asset(report, partitions, dialect) for report in reports]
+    destinations = {name: d for name, d in load_destinations().items() if d.enabled}
     # Deletion status is read after the audience syncs, which carry removals to the platforms.
-    audience_egress = [dg.AssetKey(["activation", d.name]) for d in destinations.values()
-                       if d.enabled and d.kind == "audiences"]
+    audience_egress = [dg.AssetKey(["activation", d.name]) for d in destinations.values() if d.kind == "audiences"]
     python_assets = [deletions, privacy_list_asset(SUPPRESSIONS, dialect), *crm_assets, hubspot_extracts,
                      identity_asset(dialect), deletion_status_asset(dialect, audience_egress), *ga4_assets,
                      exchange_rates_asset(dialect)]
@@ -91,40 +97,60 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     audiences = {m.key.path[-1]: load_audience_settings(m.path) for m in audience_models}
     all_gates = [*STAGE_GATES, *(audience_gate(m.table) for m in audience_models)]
 
-    # Each egress asset waits on the blocking gates upstream of it: conversions do not read audiences.
-    core_gates = [gate.check_key for gate in STAGE_GATES if gate.blocking]
-    gates = [gate.check_key for gate in all_gates if gate.blocking]
-    syncs = load_audience_syncs(destinations, audiences)
-    egress = []
-    for destination in destinations.values():
-        if not destination.enabled:
-            continue
-        if destination.kind == "events":
-            egress.append(conversions_asset(destination, partitions, core_gates, retry_policy or RetryPolicy()))
-        else:
-            mine = [s for s in syncs if s.destination == destination.name]
-            egress.append(audience_sync_asset(destination, mine, gates, retry_policy or RetryPolicy()))
+    # A hand-off waits on the blocking gates upstream of it and only those: nothing that needs no GA4 data
+    # waits on a gate of GA4's.
+    parents = parent_map(python_assets, {m.key: m.deps for m in models})
+    blocking = [g.check_key for g in all_gates if g.blocking] + [
+        spec.key for a in python_assets for spec in a.check_specs if spec.blocking]
 
+    def gates_upstream_of(keys) -> list[dg.AssetCheckKey]:
+        keys = set(keys)
+        return gates_on(blocking, keys | ancestors(parents, keys))
+
+    ga4_keys = {a.key for a in ga4_assets}
+
+    def model_asset(model):
+        reads_ga4 = bool(ga4_keys & ({*model.deps} | ancestors(parents, model.deps)))
+        return sql_asset(model, dialect, partitions, gates=gates_on(blocking, model.deps),
+                         source_metadata=(lambda c, w: ga4_freshness(c, w, reports)) if reads_ga4 else None)
+
+    syncs = load_audience_syncs(destinations, audiences)
+    egress = [conversions_asset(d, partitions, gates_upstream_of, policy, dialect) if d.kind == "events" else
+              audience_sync_asset(d, [s for s in syncs if s.destination == d.name], gates_upstream_of, policy,
+                                  dialect)
+              for d in destinations.values()]
+
+    assets: list[dg.AssetsDefinition] = [*python_assets, *[model_asset(m) for m in models if m not in audience_models],
+              *[audience_asset(m, audiences[m.key.path[-1]], dialect) for m in audience_models], *egress,
+              retention_asset(dialect)]
+    # Every run carries the warehouse it writes, so one Dagster instance never mixes two warehouses' history.
+    tags = {WAREHOUSE_TAG: warehouse_identity(url)}
     daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(
-                                        RETENTION_KEY),
+                                        RETENTION_KEY), tags=tags,
                                     description="The whole graph for one day: that day's partitions and "
-                                                "every unpartitioned asset.")
+                                                "every unpartitioned asset. The schedule and `cdp-assets run` "
+                                                "run it as a sources run, then everything else.")
     crm_ingest_job = dg.define_asset_job(
         CRM_INGEST_JOB, selection=dg.AssetSelection.assets(*[a.key for a in crm_assets], *python_assets[:2]),
-        description="Load new CRM files, deletion requests and suppression lists from CDP_LANDING_DIR/crm/.")
-    retention_job = dg.define_asset_job(RETENTION_JOB, selection=dg.AssetSelection.assets(RETENTION_KEY),
+        tags=tags, description="Load new CRM files, deletion requests and suppression lists from "
+                               "CDP_LANDING_DIR/crm/.")
+    retention_job = dg.define_asset_job(RETENTION_JOB, selection=dg.AssetSelection.assets(RETENTION_KEY), tags=tags,
                                         description="Purge operational data past its retention window.")
+    ga4_run, sources, transform = day_selections({k: a.tags_by_key.get(k, {}) for a in assets for k in a.keys
+                                                  if k != RETENTION_KEY})
+    with warnings.catch_warnings():
+        # Code references are a beta API in Dagster 1.13; it warns once per asset on every load.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        assets = dg.with_source_code_references(assets)
     return dg.Definitions(
         # Each asset links to the Python that builds it (SQL models also to their .sql file).
-        assets=dg.with_source_code_references([
-            *python_assets, *[sql_asset(m, dialect, partitions) for m in models if m not in audience_models],
-            *[audience_asset(m, audiences[m.key.path[-1]], dialect) for m in audience_models], *egress,
-            retention_asset(dialect)]),
+        assets=assets,
         asset_checks=[gate_check(g) for g in all_gates],
         jobs=[daily_job, crm_ingest_job, retention_job],
-        schedules=[daily_schedule(daily_job, [a.key for a in ga4_assets]), retention_schedule(retention_job)],
+        schedules=[daily_schedule(DAILY_JOB, ga4_run, sources, transform),
+                   retention_schedule(RETENTION_JOB)],
         sensors=[crm_files_sensor, run_failure_alerts],
-        resources={"warehouse": warehouse, "hubspot": _hubspot(), "ga4": ga4 or _ga4(),
+        resources={"warehouse": warehouse, "hubspot": hubspot or _hubspot(), "ga4": ga4 or _ga4(),
                    "landing": LandingZone(path=landing_dir or str(settings.landing_dir()))},
         # DuckDB allows one writing process, so runs execute in-process there (ARCHITECTURE principle 10).
         executor=dg.in_process_executor if dialect == "duckdb" else dg.multiprocess_executor,

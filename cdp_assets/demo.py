@@ -1,21 +1,45 @@
-"""`cdp-assets demo`: sample data through the whole pipeline into the embedded warehouse, in dry run."""
+"""`cdp-assets demo`: sample data through the whole pipeline, in dry run, in a folder of its own.
+
+The demo never touches real data: whatever CDP_WAREHOUSE_URL, CDP_LANDING_DIR or DAGSTER_HOME say, it writes
+its sample files, its DuckDB warehouse and its Dagster run history under `data/demo/` (emptied first), reads
+no real source (GA4 and HubSpot are left unconfigured: GA4 is read from the sample) and sends nothing.
+`make ui-demo` opens the UI on that folder with the settings the demo wrote to `data/demo/demo.env`.
+"""
 
 import os
+import shutil
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from cdp_assets import settings
-from cdp_assets.cli import backfill_ga4, open_instance, report, run_day
+from cdp_assets.cli import backfill_ga4, open_instance, report_day
+from cdp_assets.resources.ga4 import GA4Resource
+from cdp_assets.resources.hubspot import HubSpotResource
 from cdp_assets.resources.warehouse import WarehouseResource
+from cdp_assets.runs import report, run_day
 from cdp_assets.sample_data import write_crm_extracts, write_ga4_sample
+
+DEMO_HOME = Path("data") / "demo"
+# The demo's Dagster instance: run history under its own folder, one run at a time as DuckDB needs.
+INSTANCE_YAML = """telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+  pools:
+    default_limit: 1
+    granularity: op
+"""
 
 STAGE_TABLES = [
     ("raw", ["raw.crm_contacts", "raw.crm_orders"]),
-    ("quarantine", ["quarantine.crm_contacts", "quarantine.crm_orders"]),
+    ("quarantine", ["quarantine.crm_contacts", "quarantine.crm_orders", "quarantine.crm_contact_fields",
+                    "quarantine.crm_order_fields"]),
     ("staging", ["staging.stg_crm_contacts", "staging.stg_crm_orders"]),
     ("ga4", ["raw.ga4_daily_traffic", "raw.ga4_transactions"]),
     ("core", ["core.record_profiles", "core.unified_profiles", "core.profile_identifiers", "core.consent",
-              "core.conversions"]),
+              "core.conversions", "core.channel_traits"]),
     ("privacy", ["core.deletion_requests", "core.deletion_status", "core.suppressions", "core.suppressed_profiles"]),
     ("marts", ["marts.order_attribution", "marts.campaign_performance"]),
     ("audiences", ["audiences.memberships"]),
@@ -61,28 +85,44 @@ def summarize(warehouse: WarehouseResource) -> None:
             print(f"dead letters {destination}: {n} x {reason}")
 
 
+def prepare_home(day_first: str) -> dict[str, str]:
+    """An empty demo folder with its own Dagster instance; returns the settings every demo process uses."""
+    home = DEMO_HOME.resolve()
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+    environment = {"DAGSTER_HOME": str(home), "CDP_WAREHOUSE_URL": f"duckdb:///{home / 'warehouse.duckdb'}",
+                   "CDP_LANDING_DIR": str(home / "landing"), "CDP_START_DATE": day_first,
+                   "CDP_EGRESS_MODE": "dry_run", "GA4_PROPERTY_ID": "", "HUBSPOT_ACCESS_TOKEN": ""}
+    (home / "demo.env").write_text("".join(f"{k}={v}\n" for k, v in environment.items()), encoding="utf-8")
+    return environment
+
+
 def run_demo(people: int, days: int) -> int:
-    os.environ["CDP_EGRESS_MODE"] = "dry_run"  # the demo never sends anything
     from cdp_assets.definitions import build_definitions
 
     day = settings.yesterday()
-    landing = settings.landing_dir()
+    first = day - timedelta(days=days - 1)
     started = time.perf_counter()
+    environment = prepare_home(first.isoformat())
+    os.environ.update(environment)  # this process only: partitions start on the demo's first day
+    landing = Path(environment["CDP_LANDING_DIR"])
     counts = write_crm_extracts(landing, people, day, days)
-    write_ga4_sample(landing, day - timedelta(days=days - 1), day)
+    write_ga4_sample(landing, first, day)
     print(f"sample data: {counts['people']} people, {counts['contacts']} contact rows, {counts['orders']} order "
-          f"rows over {days} days in {landing / 'crm'}")
-    defs, instance = build_definitions(), open_instance()
+          f"rows over {days} days in {landing / 'crm'} (the demo's own folder, {DEMO_HOME}/)")
+    warehouse = WarehouseResource(url=environment["CDP_WAREHOUSE_URL"])
+    defs = build_definitions(warehouse, str(landing), ga4=GA4Resource(), hubspot=HubSpotResource())
+    instance = open_instance(Path(environment["DAGSTER_HOME"]))
     # The days before D first, as a backfill from the UI would, so the marts see the whole month of GA4.
-    for label, chunk in backfill_ga4(defs, day - timedelta(days=days - 1), day - timedelta(days=1), instance,
-                                     log_level="WARNING"):
-        if not chunk.ok:
-            report(chunk, label)
-            return 1
-    outcome = run_day(defs, day, instance, log_level="WARNING")
-    report(outcome, day)
-    summarize(WarehouseResource(url=settings.warehouse_url()))
-    print(f"\ndone in {time.perf_counter() - started:.1f}s. Next: `make ui` and open http://127.0.0.1:3000 "
-          "to see the asset graph, this run and every check; the dry-run request bodies are in "
-          "activation.egress_requests.")
-    return 0 if outcome.ok else 1
+    if days > 1:
+        for chunk in backfill_ga4(defs, first, day - timedelta(days=1), instance, log_level="WARNING"):
+            if not chunk.ok:
+                report(chunk)
+                return 1
+    code = report_day(run_day(defs, day, instance, log_level="WARNING"), day)
+    summarize(warehouse)
+    print(f"\ndone in {time.perf_counter() - started:.1f}s. Next: `make ui-demo` and open http://127.0.0.1:3000 "
+          "to see the asset graph, these runs and every check; the dry-run request bodies are in "
+          f"activation.egress_requests of {DEMO_HOME}/warehouse.duckdb.")
+    return code

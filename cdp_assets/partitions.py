@@ -6,8 +6,6 @@ import dagster as dg
 
 from cdp_assets import settings
 
-START_DATE = "2024-01-01"
-
 # Partitioned assets use BackfillPolicy.single_run(), the documented way to backfill a range in one
 # step, which Dagster 1.13 still flags as beta on every use.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
@@ -17,4 +15,5 @@ warnings.filterwarnings("ignore", message="Asset job daily_job materializes asse
 
 
 def daily_partitions() -> dg.DailyPartitionsDefinition:
-    return dg.DailyPartitionsDefinition(start_date=START_DATE, timezone=settings.timezone().key)
+    """Days in CDP_TIMEZONE from CDP_START_DATE on."""
+    return dg.DailyPartitionsDefinition(start_date=settings.start_date().isoformat(), timezone=settings.timezone().key)

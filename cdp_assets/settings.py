@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 DEFAULT_WAREHOUSE_URL = "duckdb:///data/warehouse.duckdb"
 BUNDLED_EXCHANGE_RATES = Path(__file__).resolve().parent / "config" / "exchange_rates.csv"
 DEFAULT_LANDING_DIR = "data/landing"
+DEFAULT_START_DATE = date(2024, 1, 1)
 EGRESS_MODES = ("dry_run", "live")
 # Consent purposes: what a destination maps to and what an audience member must have granted.
 PURPOSES = ("marketing", "ads_personalization")
@@ -49,6 +50,18 @@ def landing_dir() -> Path:
     return Path(os.environ.get("CDP_LANDING_DIR") or DEFAULT_LANDING_DIR)
 
 
+def start_date() -> date:
+    """`CDP_START_DATE` (YYYY-MM-DD, default 2024-01-01): the first daily partition; set it to your history's
+    first day so the UI's partition bars start where the data does."""
+    raw = (os.environ.get("CDP_START_DATE") or "").strip()
+    if not raw:
+        return DEFAULT_START_DATE
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"CDP_START_DATE={raw!r} is not a date; write it as YYYY-MM-DD, such as 2025-01-01") from None
+
+
 def timezone() -> ZoneInfo:
     return ZoneInfo(os.environ.get("CDP_TIMEZONE") or "UTC")
 
@@ -69,7 +82,7 @@ def reporting_currency() -> str:
 def egress_mode() -> str:
     mode = os.environ.get("CDP_EGRESS_MODE") or "dry_run"
     if mode not in EGRESS_MODES:
-        raise ValueError(f"CDP_EGRESS_MODE={mode!r} is not one of {', '.join(EGRESS_MODES)}")
+        raise ConfigError(f"CDP_EGRESS_MODE={mode!r} is not one of {', '.join(EGRESS_MODES)}")
     return mode
 
 

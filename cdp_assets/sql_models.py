@@ -21,7 +21,7 @@ part of the code version, so changing either marks the model's table as stale in
 import hashlib
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from functools import lru_cache
@@ -33,6 +33,7 @@ from sqlglot import exp
 from sqlglot.lineage import lineage
 
 from cdp_assets import settings
+from cdp_assets.checks.state import closed_gates
 from cdp_assets.identity.golden_record import golden_record_variables
 from cdp_assets.resources.warehouse import WarehouseResource
 
@@ -40,6 +41,7 @@ SQL_ROOT = Path(__file__).resolve().parent.parent / "dbt_like_sql"
 SETTING = re.compile(r"^--\s*(\w+):\s*(.*?)\s*$")
 KNOWN_SETTINGS = {"partition_column", "owners"}
 TEMPLATE_VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+SourceMetadata = Callable[[dg.AssetExecutionContext, WarehouseResource], dict]
 
 
 class SqlModelError(ValueError):
@@ -196,8 +198,15 @@ def model_metadata(model: SqlModel) -> dict:
             "dagster/code_references": _code_reference(model.path)}
 
 
-def sql_asset(model: SqlModel, dialect: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """One asset for one model file: a full rebuild, or daily partitions replaced in one transaction."""
+def sql_asset(model: SqlModel, dialect: str, partitions_def: dg.PartitionsDefinition,
+              gates: Sequence[dg.AssetCheckKey] = (), source_metadata: SourceMetadata | None = None
+              ) -> dg.AssetsDefinition:
+    """One asset for one model file: a full rebuild, or daily partitions replaced in one transaction.
+
+    `gates` are the blocking checks on the tables it reads: a model is not built while the latest result of
+    one is a failure, even when that table was loaded in another run (the day's sources run, say).
+    `source_metadata` adds what the model should say about the sources it is built on (how far GA4 reaches).
+    """
     partitioned = model.partition_column is not None
 
     @dg.asset(
@@ -214,6 +223,10 @@ def sql_asset(model: SqlModel, dialect: str, partitions_def: dg.PartitionsDefini
         pool="warehouse",
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        closed = closed_gates(context.instance, gates, never_evaluated_closes=False)
+        if closed:
+            raise dg.Failure(f"{model.table} not rebuilt: a quality gate on what it reads is failing: "
+                             + "; ".join(closed), metadata={"closed_gates": dg.MetadataValue.json(closed)})
         with warehouse.begin() as conn:
             warehouse.ensure_schemas(conn, [model.key.path[0]])
             # Key on this asset's own partitioning: in a mixed run an unpartitioned asset also sees a key.
@@ -230,6 +243,7 @@ def sql_asset(model: SqlModel, dialect: str, partitions_def: dg.PartitionsDefini
             "dagster/table_name": model.table,
             "dagster/column_schema": schema,
             "dagster/column_lineage": column_lineage(model),
+            **(source_metadata(context, warehouse) if source_metadata else {}),
         })
 
     return _asset

@@ -54,16 +54,18 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    """Each test starts from the documented defaults, whatever the developer's shell exports."""
+def clean_environment(monkeypatch, tmp_path):
+    """Each test starts from the documented defaults, whatever the developer's shell exports; run failures are
+    recorded in the test's own alert log."""
     destination_variables = {v for *_, variables in PLATFORMS.values() for v in variables}
     for name in ("CDP_WAREHOUSE_URL", "CDP_LANDING_DIR", "CDP_EGRESS_MODE", "CDP_TIMEZONE", "DAGSTER_HOME",
                  "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_API_URL", "GA4_PROPERTY_ID", "GA4_API_URL",
                  "GOOGLE_APPLICATION_CREDENTIALS", "CDP_EXCHANGE_RATES_FILE", "CDP_REPORTING_CURRENCY",
                  "CDP_SCHEDULE_HOUR", "CDP_ALERT_WEBHOOK_URL", "CDP_ALERT_LOG", "CDP_RETENTION_REQUEST_BODY_DAYS",
-                 "CDP_RETENTION_QUARANTINE_DAYS", "CDP_RETENTION_SNAPSHOT_DAYS",
+                 "CDP_RETENTION_QUARANTINE_DAYS", "CDP_RETENTION_SNAPSHOT_DAYS", "CDP_START_DATE",
                  *sorted(destination_variables)):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CDP_ALERT_LOG", str(tmp_path / "alerts" / "run_failures.jsonl"))
 
 
 @contextmanager

@@ -24,7 +24,15 @@ from cdp_assets.activation.config import AudienceSync, Destination
 from cdp_assets.activation.egress import egress_preamble, record_dry_run
 from cdp_assets.activation.events import identifiers
 from cdp_assets.activation.ledger import AUDIENCE_TARGETS, TO_SEND, Entry
-from cdp_assets.activation.plan import asset_args, credentials_result, safety_result, sample, tally_metadata
+from cdp_assets.activation.plan import (
+    GatesFor,
+    asset_args,
+    credentials_result,
+    safety_result,
+    sample,
+    tally_metadata,
+    upstream_keys,
+)
 from cdp_assets.activation.platforms.google_ads import GoogleCustomerMatch
 from cdp_assets.activation.platforms.meta import MetaAudience
 from cdp_assets.activation.queries import MEMBERS_SQL
@@ -288,12 +296,13 @@ def _dry_run_requests(channel: Any, destination: Destination, sync: AudienceSync
     return requests
 
 
-def audience_sync_asset(destination: Destination, syncs: list[AudienceSync], gates: list[dg.AssetCheckKey],
-                        policy: RetryPolicy) -> dg.AssetsDefinition:
-    upstream = [f"audiences/{s.audience}" for s in syncs]
+def audience_sync_asset(destination: Destination, syncs: list[AudienceSync], gates_for: GatesFor,
+                        policy: RetryPolicy, dialect: str) -> dg.AssetsDefinition:
+    upstream = [*(f"audiences/{s.audience}" for s in syncs), "core/unified_profiles", "core/consent",
+                "core/suppressed_profiles", "core/deletion_pending_profiles"]
+    gates = gates_for(upstream_keys(upstream))
 
-    @dg.asset(**asset_args(destination, [*upstream, "core/unified_profiles", "core/consent",
-                                         "core/suppressed_profiles", "core/deletion_pending_profiles"]))
+    @dg.asset(**asset_args(destination, upstream, dialect))
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Audience membership kept in step at an ad platform: who joined is added, who left is removed.
 

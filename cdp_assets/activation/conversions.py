@@ -20,11 +20,13 @@ from cdp_assets.activation.egress import dead_letter_rows, egress_preamble, reco
 from cdp_assets.activation.outbox import CHANNELS, build_outbox
 from cdp_assets.activation.plan import (
     SAFE_CHECK,
+    GatesFor,
     asset_args,
     credentials_result,
     safety_result,
     sample,
     tally_metadata,
+    upstream_keys,
 )
 from cdp_assets.activation.sender import DestinationStopped, Item, Sender
 from cdp_assets.activation.transport import Encoded, Request, RetryPolicy, assemble
@@ -129,9 +131,11 @@ def _send(warehouse: WarehouseResource, destination: Destination, channel: Any, 
             **tally_metadata(sender.tally)}
 
 
-def conversions_asset(destination: Destination, partitions_def: dg.PartitionsDefinition,
-                      gates: list[dg.AssetCheckKey], policy: RetryPolicy) -> dg.AssetsDefinition:
-    @dg.asset(**asset_args(destination, UPSTREAM), partitions_def=partitions_def,
+def conversions_asset(destination: Destination, partitions_def: dg.PartitionsDefinition, gates_for: GatesFor,
+                      policy: RetryPolicy, dialect: str) -> dg.AssetsDefinition:
+    gates = gates_for(upstream_keys(UPSTREAM))
+
+    @dg.asset(**asset_args(destination, UPSTREAM, dialect), partitions_def=partitions_def,
               backfill_policy=dg.BackfillPolicy.single_run())
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Conversions sent to an ad platform's Conversions API: one event per consented order of the day.

@@ -7,10 +7,10 @@ from itertools import islice
 
 import dagster as dg
 import pyarrow as pa
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from sqlalchemy.engine import Connection
 
 from cdp_assets.activation.transport import Request
+from cdp_assets.checks.state import closed_gates
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
 
@@ -29,7 +29,6 @@ DEAD_LETTERS = StateTable(
 # Dry-run dead letters carry this run id, so a re-plan replaces them and never a live run's.
 DRY_RUN_ID = "dry_run"
 LOG_CHUNK = 20  # requests per append: about 10 MB of Meta events
-COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 
 
 def batched(items: Iterable, size: int) -> Iterable[list]:
@@ -95,23 +94,8 @@ def dead_letter_rows(warehouse: WarehouseResource, conn: Connection, destination
     }))
 
 
-def closed_gates(instance: dg.DagsterInstance, checks: list[dg.AssetCheckKey]) -> list[str]:
-    """Blocking checks whose latest completed result is a failure, or that have never completed.
-
-    Egress consults this itself, so a run that selects only activation cannot bypass a failed gate.
-    """
-    closed = []
-    for key in checks:
-        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status=COMPLETED)
-        if not history:
-            closed.append(f"{key.to_user_string()} (never evaluated)")
-        elif history[0].status == AssetCheckExecutionRecordStatus.FAILED:
-            closed.append(f"{key.to_user_string()} (failed in run {history[0].run_id})")
-    return closed
-
-
 def egress_preamble(context: dg.AssetExecutionContext, gates: list[dg.AssetCheckKey], purpose: str | None) -> None:
-    """Refuse to prepare or send anything while a gate is closed."""
+    """Refuse to prepare or send anything while a gate upstream is failing or has never been evaluated."""
     closed = closed_gates(context.instance, gates)
     if not closed and purpose is None:
         context.log.warning("this destination maps to no consent purpose in destinations.yaml, so nobody "

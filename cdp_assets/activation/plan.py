@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import dagster as dg
 
 from cdp_assets.activation.config import Destination
 from cdp_assets.activation.sender import Tally
+from cdp_assets.resources.warehouse import pool_for
 
 SAFE_CHECK = "outbound_payloads_are_safe"
 CREDENTIALS_CHECK = "credentials_are_configured"
@@ -17,14 +18,22 @@ PLATFORM_KINDS = {"meta_capi": "meta", "meta_custom_audiences": "meta", "google_
 CLEAR_PERSONAL = {"client_ip_address", "client_user_agent", "ip", "user_agent", "fbc", "fbp", "gclid", "ttclid"}
 
 
-def asset_args(destination: Destination, upstream: Iterable[str]) -> dict[str, Any]:
-    """What every egress asset declares: key, group, owners, icons, lineage, its checks and its pool."""
+GatesFor = Callable[[Iterable[dg.AssetKey]], list[dg.AssetCheckKey]]
+
+
+def upstream_keys(upstream: Iterable[str]) -> list[dg.AssetKey]:
+    return [dg.AssetKey(k.split("/")) for k in upstream]
+
+
+def asset_args(destination: Destination, upstream: Iterable[str], dialect: str) -> dict[str, Any]:
+    """What every egress asset declares: key, group, owners, icons (the platform's and the warehouse's),
+    lineage, its checks and its pool."""
     key = dg.AssetKey(["activation", destination.name])
     return {
         "key": key, "group_name": "activation", "owners": ["team:data-eng"],
-        "kinds": {"python", PLATFORM_KINDS[destination.platform]},
-        "deps": [dg.AssetKey(k.split("/")) for k in upstream],
-        "pool": destination.name,
+        "kinds": {"python", PLATFORM_KINDS[destination.platform], dialect},
+        "deps": upstream_keys(upstream),
+        "pool": pool_for(dialect, destination.name),
         "check_specs": [
             dg.AssetCheckSpec(SAFE_CHECK, asset=key, blocking=True,
                               description="Every outbound body is free of raw emails and phones, its hashed fields "

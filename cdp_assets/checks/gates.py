@@ -15,6 +15,7 @@ from cdp_assets import settings
 from cdp_assets.checks.gx import Outcome, validate_counts, validate_table
 from cdp_assets.checks.rules import RefersTo, Rule
 from cdp_assets.resources.warehouse import WarehouseResource
+from cdp_assets.sources import latest_not_configured
 
 VOLUME_HISTORY_DAYS = 14
 VOLUME_MIN_HISTORY = 7
@@ -87,6 +88,28 @@ class Freshness(Gate):
                               "max_age_hours": self.max_age_hours})
 
 
+def judge_volume(day: date, today: int, history: list[int], name: str, emptied_fails: bool = False) -> Outcome:
+    """`today`'s rows against `history` (the trailing days that had rows, oldest first): within 3 standard
+    deviations (at least 25 %) of their mean, judged from 7 days of history. With `emptied_fails`, no rows
+    after days that had some fails at once: a source that suddenly has none is caught however young it is."""
+    extra = {"day": day.isoformat(), "rows_on_day": today, "history_days": len(history)}
+    if emptied_fails and today == 0 and any(history):
+        return Outcome(rows=0, path="sql aggregates", evaluated=1, extra=extra, failures=[{
+            "expectation": f"rows on {day} after earlier days that had rows", "column": None,
+            "unexpected_count": 1, "samples": ["0"]}])
+    if len(history) < VOLUME_MIN_HISTORY:
+        return Outcome(rows=today, path="sql aggregates", evaluated=0, extra=extra)
+    centre = mean(history)
+    spread = max(VOLUME_SIGMAS * pstdev(history), VOLUME_MIN_SPREAD * centre)
+    low, high = max(centre - spread, 0.0), centre + spread
+    unusual = validate_counts({"rows_on_day": today}, {"rows_on_day": (low, high)}, name)
+    failures = [{"expectation": f"rows on {day} between {low:.0f} and {high:.0f}", "column": None,
+                 "unexpected_count": 1, "samples": [str(today)]}] if unusual else []
+    return Outcome(rows=today, path="sql aggregates", evaluated=1, failures=failures,
+                   extra={**extra, "trailing_mean": round(centre, 1), "expected_low": round(low),
+                          "expected_high": round(high)})
+
+
 @dataclass(frozen=True)
 class Volume(Gate):
     """The run's day has a usual number of rows: within 3 standard deviations (at least 25 %) of the mean
@@ -103,22 +126,31 @@ class Volume(Gate):
                 WHERE CAST({self.day_expression} AS DATE) BETWEEN :first AND :day GROUP BY 1""",
                                         {"first": first, "day": day}).fetchall())
         today = counts.pop(day, 0)
-        history = [counts[d] for d in sorted(counts)]
-        extra = {"day": day.isoformat(), "rows_on_day": today, "history_days": len(history)}
-        if len(history) < VOLUME_MIN_HISTORY:
-            return Outcome(rows=today, path="sql aggregates", evaluated=0, extra=extra)
-        centre = mean(history)
-        spread = max(VOLUME_SIGMAS * pstdev(history), VOLUME_MIN_SPREAD * centre)
-        low, high = max(centre - spread, 0.0), centre + spread
-        unusual = validate_counts({"rows_on_day": today}, {"rows_on_day": (low, high)}, self.name)
-        failures = [{"expectation": f"rows on {day} between {low:.0f} and {high:.0f}", "column": None,
-                     "unexpected_count": 1, "samples": [str(today)]}] if unusual else []
-        return Outcome(rows=today, path="sql aggregates", evaluated=1, failures=failures,
-                       extra={**extra, "trailing_mean": round(centre, 1), "expected_low": round(low),
-                              "expected_high": round(high)})
+        return judge_volume(day, today, [counts[d] for d in sorted(counts)], self.name)
 
 
-def run_day(context: dg.AssetCheckExecutionContext) -> date:
+@dataclass(frozen=True)
+class LoadVolume(Gate):
+    """The rows in the files of the newest day an entity's files were loaded, against the 14 load days before
+    it (from the file ledger). Files with no rows after files that had rows fail at once; a CRM that never had
+    rows of this entity (contacts without orders) passes."""
+
+    entity: str = ""
+    blocking: bool = False
+
+    def outcome(self, warehouse: WarehouseResource, day: date) -> Outcome:
+        with warehouse.begin() as conn:
+            loads = warehouse.run(conn, f"""
+                SELECT CAST(loaded_at AS DATE) AS d, sum(rows_read) FROM {self.table} WHERE entity = :entity
+                GROUP BY 1 ORDER BY 1 DESC LIMIT {VOLUME_HISTORY_DAYS + 1}""", {"entity": self.entity}).fetchall()
+        if not loads:
+            return Outcome(rows=0, path="sql aggregates", evaluated=0, extra={"history_days": 0})
+        (newest, today), *before = loads
+        return judge_volume(newest, int(today), [int(n) for _, n in reversed(before)], self.name,
+                            emptied_fails=True)
+
+
+def run_day(context: dg.AssetCheckExecutionContext | dg.AssetExecutionContext) -> date:
     """The day a check judges: the run's partition (or the end of its range), else yesterday."""
     tags = context.run.tags
     key = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
@@ -129,6 +161,11 @@ def gate_check(gate: Gate) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=gate.asset_key, name=gate.name, description=gate.description, blocking=gate.blocking,
                     additional_deps=gate.parents, pool="warehouse")
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        # Nothing arrives from a source nobody configured: there is nothing to judge, and the result says why.
+        unconfigured = latest_not_configured(context.instance, gate.asset_key)
+        if unconfigured:
+            return dg.AssetCheckResult(passed=True, metadata={"skipped": f"the source is not configured: "
+                                                                         f"{unconfigured}"})
         with warehouse.begin() as conn:
             exists = warehouse.table_exists(conn, gate.table)
         if not exists and gate.optional:

@@ -145,17 +145,3 @@ class RefersTo(Rule):
     @property
     def label(self) -> str:
         return f"{self.expectation_type}({self.column} -> {self.parent})"
-
-
-@dataclass(frozen=True)
-class NonEmpty(Rule):
-    column: str | None = None
-
-    expectation_type = "expect_table_row_count_to_be_between"
-    has_samples = False
-
-    def expectation(self, table: str) -> Any:
-        return _gxe().ExpectTableRowCountToBeBetween(min_value=1)
-
-    def unexpected(self, table: str) -> str:
-        return "FALSE"

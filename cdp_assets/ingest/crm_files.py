@@ -13,6 +13,7 @@ import dagster as dg
 
 from cdp_assets.ingest.crm_entities import CrmEntity
 from cdp_assets.ingest.crm_load import LEDGER, FileLoad, load_file
+from cdp_assets.ingest.crm_sensor import SEEN_KEY
 from cdp_assets.ingest.files import FileFormatError, file_sha256
 from cdp_assets.ingest.landing import LandingZone
 from cdp_assets.ingest.mappings import Mapping, mapping_for
@@ -20,6 +21,7 @@ from cdp_assets.ingest.phones import PHONE_NUMBERS
 from cdp_assets.privacy.deletions import purge_deleted_people
 from cdp_assets.privacy.requests import is_privacy_file
 from cdp_assets.resources.warehouse import WarehouseResource
+from cdp_assets.sources import not_configured
 
 
 def _ensure_tables(warehouse: WarehouseResource, entity: CrmEntity) -> set[str]:
@@ -57,6 +59,8 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
         now = datetime.now(UTC)
         done = _ensure_tables(warehouse, entity)
         totals, skipped, unreadable, extras = FileLoad(), [], [], {}
+        # What the folder held when this load began: the sensor does not relaunch for files loaded here.
+        seen = landing.crm_file_states()
         files = landing.crm_files()
         unmapped = [p.name for p in files if mapping_for(mappings, p.name) is None and not is_privacy_file(p.name)]
         for name in unmapped:
@@ -86,8 +90,11 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
             warehouse.analyze(conn, entity.raw_table.name)
             rows = warehouse.row_count(conn, entity.raw_table.name)
             schema = warehouse.column_schema(conn, entity.raw_table.name)
+        # Nothing ever loaded and nothing landed: CRM files are simply not set up yet, which is not a failure.
+        source = "files" if done or mine else not_configured(f"drop {entity.name} extracts in {landing.crm_dir}")
         return dg.MaterializeResult(
             metadata={
+                "source": source,
                 "dagster/row_count": rows,
                 "dagster/table_name": entity.raw_table.name,
                 "dagster/column_schema": schema,
@@ -101,6 +108,7 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
                 "files_skipped_already_loaded": len(skipped),
                 "files_unreadable": len(unreadable),
                 "files_without_mapping": len(unmapped),
+                SEEN_KEY: dg.MetadataValue.json(seen),
             },
             check_results=[
                 dg.AssetCheckResult(check_name=readable.name, passed=not unreadable,

@@ -10,42 +10,44 @@ Every partition's fetch is logged in `raw.ga4_fetches`: rows, a content hash (so
 not change says so), the tokens it cost, and the response metadata GA4 flags data quality with. Those
 flags become this asset's checks: rows rolled into "(other)" fail a blocking check; sampling,
 thresholding, an empty day after a day with data, and a property time zone other than CDP_TIMEZONE warn.
+
+GA4 is optional: without GA4_PROPERTY_ID and without the sample file, the asset creates its empty table (so
+the marts read no traffic and keep every order as unattributed), records `source: not configured` and passes
+its checks, saying why. A configured property that refuses (403), runs out of quota or stays down fails
+this step alone: it runs in the day's sources run, so nothing else waits on it.
 """
 
-import hashlib
-import json
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 import dagster as dg
-import pyarrow as pa
-from google.analytics.data_v1beta.types import MetricType, RunReportResponse
+import requests
 from google.api_core import exceptions as google_errors
 
 from cdp_assets import settings
-from cdp_assets.ingest.ga4_reports import Ga4Report, column_name
+from cdp_assets.checks.gates import run_day
+from cdp_assets.ingest.ga4_reports import Ga4Report
+from cdp_assets.ingest.ga4_store import (
+    DayResult,
+    Fetch,
+    data_through,
+    day_before_rows,
+    days_between,
+    ensure_table,
+    known_metric_types,
+    save_days,
+)
 from cdp_assets.ingest.landing import LandingZone
-from cdp_assets.resources.ga4 import Ga4Page, Ga4QuotaExhausted, GA4Resource, Ga4Source
-from cdp_assets.resources.state import StateTable
-from cdp_assets.resources.warehouse import WarehouseResource
+from cdp_assets.resources.ga4 import Ga4QuotaExhausted, GA4Resource, Ga4Source
+from cdp_assets.resources.warehouse import WarehouseResource, pool_for
+from cdp_assets.schedules import SOURCE_TAGS
+from cdp_assets.sources import latest_not_configured, not_configured
 
 # A backfill chunk: a week reads in one request for a typical property and costs one chunk at most
 # when the quota stops it.
 DAYS_PER_RUN = 7
-FETCHES = StateTable(
-    name="raw.ga4_fetches",
-    create_sql=(
-        "CREATE TABLE raw.ga4_fetches (report VARCHAR NOT NULL, partition_date DATE NOT NULL, "
-        "source VARCHAR, run_id VARCHAR, fetched_at TIMESTAMP, row_count BIGINT, content_sha256 VARCHAR, "
-        "changed BOOLEAN, tokens_consumed BIGINT, chunk_start DATE, chunk_end DATE, chunk_tokens_consumed BIGINT, "
-        "tokens_per_day_remaining BIGINT, tokens_per_hour_remaining BIGINT, data_loss_from_other_row BOOLEAN, "
-        "subject_to_thresholding BOOLEAN, samples_read_count BIGINT, sampling_space_size BIGINT, "
-        "time_zone VARCHAR, currency_code VARCHAR, empty_reason VARCHAR, restricted_metrics VARCHAR, "
-        "PRIMARY KEY (report, partition_date))"
-    ),
-)
+WHAT_TO_SET = ("set GA4_PROPERTY_ID (and Google credentials) to read your property, or write the sample with "
+               "`cdp-assets generate`")
 
 
 @dataclass(frozen=True)
@@ -70,196 +72,6 @@ CHECKS = (
               "The property reports dates in CDP_TIMEZONE, so partitions and GA4 dates are the same days.",
               dg.AssetCheckSeverity.WARN),
 )
-
-
-@dataclass
-class Fetch:
-    """What the pages of one range request held, gathered across pages."""
-
-    report: Ga4Report
-    source: str = ""
-    metric_types: dict[str, int] = field(default_factory=dict)
-    rows_by_day: dict[date, list[tuple]] = field(default_factory=lambda: defaultdict(list))
-    last_day: date | None = None
-    requests: int = 0
-    tokens_consumed: int = 0
-    remaining: dict[str, int | None] = field(default_factory=dict)
-    data_loss: bool = False
-    thresholded: bool = False
-    samples_read: int | None = None
-    sampling_space: int | None = None
-    time_zone: str | None = None
-    currency: str | None = None
-    empty_reason: str | None = None
-    restricted: set[str] = field(default_factory=set)
-
-    def add(self, page: Ga4Page) -> None:
-        response = page.response
-        self.source = page.source
-        self.requests += 1
-        headers = [h.name for h in response.dimension_headers]
-        if headers != list(self.report.dimensions):
-            raise ValueError(f"GA4 answered dimensions {headers}, but report {self.report.name} asked for "
-                             f"{list(self.report.dimensions)}")
-        self.metric_types = {h.name: int(h.type_) for h in response.metric_headers}
-        date_index = headers.index("date")
-        raw = RunReportResponse.pb(response)
-        for row in raw.rows:
-            dims = [v.value for v in row.dimension_values]
-            day = datetime.strptime(dims[date_index], "%Y%m%d").date()
-            self.rows_by_day[day].append((*dims, *(v.value for v in row.metric_values)))
-            self.last_day = day
-        self._add_metadata(response)
-
-    def _add_metadata(self, response: RunReportResponse) -> None:
-        meta = response.metadata
-        self.data_loss |= bool(meta.data_loss_from_other_row)
-        self.thresholded |= bool(meta.subject_to_thresholding)
-        for sampling in meta.sampling_metadatas:
-            self.samples_read = int(sampling.samples_read_count)
-            self.sampling_space = int(sampling.sampling_space_size)
-        self.time_zone = meta.time_zone or self.time_zone
-        self.currency = meta.currency_code or self.currency
-        self.empty_reason = meta.empty_reason or self.empty_reason
-        restriction = meta.schema_restriction_response
-        for restricted in restriction.active_metric_restrictions if restriction else []:
-            self.restricted.add(restricted.metric_name)
-        quota = response.property_quota
-        self.tokens_consumed += int(quota.tokens_per_day.consumed)
-        self.remaining = {"tokens_per_day": _remaining(quota.tokens_per_day),
-                          "tokens_per_hour": _remaining(quota.tokens_per_hour)}
-
-    @property
-    def sampled(self) -> bool:
-        return self.samples_read is not None and self.sampling_space is not None \
-            and self.samples_read < self.sampling_space
-
-
-def _remaining(status) -> int | None:
-    return int(status.remaining) if status.consumed or status.remaining else None
-
-
-def days_between(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
-
-
-def share_tokens(total: int, days: int) -> list[int]:
-    """A range request's tokens shared equally among its days; the shares add up to the total."""
-    base, extra = divmod(total, days)
-    return [base + (1 if n < extra else 0) for n in range(days)]
-
-
-def sql_type(metric_type: int) -> str:
-    return "BIGINT" if metric_type == MetricType.TYPE_INTEGER else "DOUBLE"
-
-
-def content_hash(rows: list[tuple]) -> str:
-    return hashlib.sha256(json.dumps(sorted(rows)).encode("utf-8")).hexdigest()
-
-
-def _columns(report: Ga4Report, metric_types: dict[str, int]) -> list[tuple[str, str]]:
-    dims = [(column_name(d), "DATE" if d == "date" else "VARCHAR") for d in report.dimensions]
-    metrics = [(column_name(m), sql_type(metric_types.get(m, MetricType.TYPE_FLOAT))) for m in report.metrics]
-    return [("property_id", "VARCHAR"), *dims, *metrics, ("currency_code", "VARCHAR"), ("_source", "VARCHAR"),
-            ("_fetched_at", "TIMESTAMP")]
-
-
-def ensure_table(warehouse: WarehouseResource, conn, report: Ga4Report, metric_types: dict[str, int]) -> None:
-    columns = _columns(report, metric_types)
-    if not warehouse.table_exists(conn, report.table):
-        warehouse.run(conn, f"CREATE TABLE {report.table} ({', '.join(f'{n} {t}' for n, t in columns)})")
-        return
-    existing = [name for name, _ in warehouse.columns(conn, report.table)]
-    if existing != [name for name, _ in columns]:
-        raise ValueError(
-            f"{report.table} has columns {existing}, but report {report.name} now produces "
-            f"{[n for n, _ in columns]}; drop {report.table} and backfill its partitions to adopt the new report"
-        )
-
-
-def _arrow(report: Ga4Report, fetch: Fetch, days: Iterable[date]) -> pa.Table:
-    columns = _columns(report, fetch.metric_types)[1:1 + len(report.dimensions) + len(report.metrics)]
-    rows = [row for day in days for row in fetch.rows_by_day.get(day, [])]
-    arrays = []
-    for index, (name, kind) in enumerate(columns):
-        values = [row[index] for row in rows]
-        try:
-            if kind == "DATE":
-                arrays.append(pa.array([datetime.strptime(v, "%Y%m%d").date() for v in values], pa.date32()))
-            elif kind == "BIGINT":
-                arrays.append(pa.array([int(v) for v in values], pa.int64()))
-            elif kind == "DOUBLE":
-                arrays.append(pa.array([float(v) for v in values], pa.float64()))
-            else:
-                arrays.append(pa.array(values, pa.string()))
-        except ValueError as error:
-            raise ValueError(f"{fetch.source}: report {report.name} column {name} ({kind}) holds a value that is "
-                             f"not one: {error}") from None
-    return pa.table(arrays, names=[name for name, _ in columns])
-
-
-@dataclass(frozen=True)
-class DayResult:
-    day: date
-    rows: int
-    tokens: int
-    changed: bool
-
-
-def save_days(
-    warehouse: WarehouseResource, report: Ga4Report, fetch: Fetch, days: list[date], chunk: tuple[date, date],
-    property_id: str, run_id: str,
-) -> list[DayResult]:
-    """Replace `days` (contiguous) with the fetched rows and log each day's fetch, in one transaction."""
-    if not days:
-        return []
-    fetched_at = datetime.now(UTC).replace(tzinfo=None)
-    tokens = share_tokens(fetch.tokens_consumed, len(days_between(*chunk)))
-    token_of = dict(zip(days_between(*chunk), tokens, strict=True))
-    results = []
-    with warehouse.begin() as conn:
-        FETCHES.ensure(warehouse, conn)
-        ensure_table(warehouse, conn, report, fetch.metric_types)
-        bounds = {"first": days[0], "last": days[-1], "report": report.name}
-        previous = dict(warehouse.run(
-            conn, "SELECT partition_date, content_sha256 FROM raw.ga4_fetches WHERE report = :report "
-                  "AND partition_date BETWEEN :first AND :last", bounds).fetchall())
-        warehouse.run(conn, f"DELETE FROM {report.table} WHERE date BETWEEN :first AND :last", bounds)
-        warehouse.append_arrow(conn, report.table, _arrow(report, fetch, days), constants={
-            "property_id": property_id, "currency_code": fetch.currency, "_source": fetch.source,
-            "_fetched_at": fetched_at,
-        })
-        warehouse.run(conn, "DELETE FROM raw.ga4_fetches WHERE report = :report "
-                            "AND partition_date BETWEEN :first AND :last", bounds)
-        for day in days:
-            rows = fetch.rows_by_day.get(day, [])
-            digest = content_hash(rows)
-            old = previous.get(day)
-            results.append(DayResult(day, len(rows), token_of[day], old != digest))
-            warehouse.run(conn, (
-                "INSERT INTO raw.ga4_fetches VALUES (:report, :day, :source, :run_id, :fetched_at, :rows, :digest, "
-                ":changed, :tokens, :chunk_start, :chunk_end, :chunk_tokens, :day_left, :hour_left, :data_loss, "
-                ":thresholded, :samples_read, :sampling_space, :time_zone, :currency, :empty_reason, :restricted)"
-            ), {
-                "report": report.name, "day": day, "source": fetch.source, "run_id": run_id,
-                "fetched_at": fetched_at, "rows": len(rows), "digest": digest, "changed": old != digest,
-                "tokens": token_of[day], "chunk_start": chunk[0], "chunk_end": chunk[1],
-                "chunk_tokens": fetch.tokens_consumed, "day_left": fetch.remaining.get("tokens_per_day"),
-                "hour_left": fetch.remaining.get("tokens_per_hour"), "data_loss": fetch.data_loss,
-                "thresholded": fetch.thresholded, "samples_read": fetch.samples_read,
-                "sampling_space": fetch.sampling_space, "time_zone": fetch.time_zone, "currency": fetch.currency,
-                "empty_reason": fetch.empty_reason or None,
-                "restricted": ",".join(sorted(fetch.restricted)) or None,
-            })
-    return results
-
-
-def _day_before_rows(warehouse: WarehouseResource, report: Ga4Report, day: date) -> int | None:
-    with warehouse.begin() as conn:
-        if not warehouse.table_exists(conn, FETCHES.name):
-            return None
-        return warehouse.scalar(conn, "SELECT row_count FROM raw.ga4_fetches WHERE report = :r AND partition_date = :d",
-                                {"r": report.name, "d": day})
 
 
 def empty_days_after_data(results: list[DayResult], rows_before_first: int | None) -> list[date]:
@@ -327,6 +139,28 @@ def read_range(source: Ga4Source, report: Ga4Report, start: date, end: date) -> 
     return fetch, None
 
 
+def _ensure_report_table(warehouse: WarehouseResource, report: Ga4Report) -> None:
+    """The report's table exists, empty if nothing was ever read: the marts read it whether GA4 is configured,
+    down since its first day, or loaded."""
+    with warehouse.begin() as conn:
+        warehouse.ensure_schemas(conn, ["raw"])
+        if not warehouse.table_exists(conn, report.table):
+            ensure_table(warehouse, conn, report, known_metric_types(report))
+
+
+def _not_configured(warehouse: WarehouseResource, report: Ga4Report, key: dg.AssetKey,
+                    days: int) -> dg.MaterializeResult:
+    """Checks that pass saying why: nothing arrived, so there is nothing to judge."""
+    with warehouse.begin() as conn:
+        schema = warehouse.column_schema(conn, report.table)
+    source = not_configured(WHAT_TO_SET)
+    return dg.MaterializeResult(
+        metadata={"source": source, "dagster/row_count": 0, "dagster/column_schema": schema, "partitions": days,
+                  "partitions_changed": 0, "requests": 0, "retries": 0, "tokens_consumed": 0},
+        check_results=[dg.AssetCheckResult(asset_key=key, check_name=rule.name, passed=True, severity=rule.severity,
+                                           metadata={"skipped": f"GA4 is {source}"}) for rule in CHECKS])
+
+
 def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition, dialect: str) -> dg.AssetsDefinition:
     """One asset for one report in `ga4_reports.yaml`."""
     key = dg.AssetKey(report.asset_key)
@@ -341,7 +175,8 @@ def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN),
         kinds={"python", "google", dialect},
         owners=["team:data-eng"],
-        pool="ga4_api",
+        pool=pool_for(dialect, "ga4_api"),
+        tags=SOURCE_TAGS["ga4"],
         check_specs=[dg.AssetCheckSpec(rule.name, asset=key, description=rule.description, blocking=rule.blocking)
                      for rule in CHECKS],
         metadata={"dagster/table_name": report.table, "ga4_report": report.name},
@@ -350,6 +185,10 @@ def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition,
                landing: LandingZone) -> dg.MaterializeResult:
         key_range = context.partition_key_range
         start, end = date.fromisoformat(key_range.start), date.fromisoformat(key_range.end)
+        _ensure_report_table(warehouse, report)
+        if not ga4.configured and not (landing.ga4_dir / f"{report.name}.jsonl").is_file():
+            context.log.info(f"GA4 is not configured for {report.table}: {WHAT_TO_SET}")
+            return _not_configured(warehouse, report, key, len(days_between(start, end)))
         retries: list[Exception] = []
 
         def on_retry(error: Exception) -> None:
@@ -367,6 +206,9 @@ def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition,
                              f"({ga4.retry_deadline_seconds:.0f} s): {error.cause or error}") from None
         except google_errors.GoogleAPICallError as error:
             raise dg.Failure(f"GA4 refused report {report.name} for {start}..{end}: {error.message}") from None
+        except requests.RequestException as error:  # the REST transport could not reach the Data API at all
+            raise dg.Failure(f"GA4 could not be reached for report {report.name} ({start}..{end}): "
+                             f"{type(error).__name__}") from None
         all_days = days_between(start, end)
         property_id = str(ga4.property_id) if ga4.configured else "sample"
 
@@ -384,7 +226,7 @@ def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition,
                 context.log_event(dg.AssetMaterialization(asset_key=key, partition=result.day.isoformat(),
                                                           metadata={"rows": result.rows, "tokens": result.tokens}))
             raise dg.Failure(quota_message(report, stop, saved, left), allow_retries=False)
-        rows_before = _day_before_rows(warehouse, report, start - timedelta(days=1))
+        rows_before = day_before_rows(warehouse, report, start - timedelta(days=1))
         results = save(all_days)
         with warehouse.begin() as conn:
             schema = warehouse.column_schema(conn, report.table)
@@ -409,3 +251,16 @@ def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition,
                                     check_results=check_results(key, fetch, results, rows_before))
 
     return _asset
+
+
+def ga4_freshness(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                  reports: list[Ga4Report]) -> dict:
+    """What a table built on GA4 says about the GA4 data it saw: up to which day it reaches and how many days
+    short of the run's day that is (GA4 late or failing), or that GA4 is not configured."""
+    through = data_through(warehouse, reports)
+    if through is not None:
+        return {"ga4_data_through": through.isoformat(),
+                "ga4_days_behind": max((run_day(context) - through).days, 0)}
+    if any(latest_not_configured(context.instance, dg.AssetKey(r.asset_key)) for r in reports):
+        return {"ga4_data_through": f"none: GA4 is not configured ({WHAT_TO_SET})"}
+    return {"ga4_data_through": "none: no GA4 report has been loaded yet"}

@@ -20,7 +20,9 @@ import dagster as dg
 from cdp_assets.ingest.landing import LandingZone
 from cdp_assets.resources.hubspot import HubSpotResource
 from cdp_assets.resources.state import StateTable
-from cdp_assets.resources.warehouse import WarehouseResource
+from cdp_assets.resources.warehouse import WarehouseResource, pool_for
+from cdp_assets.schedules import SOURCE_TAGS
+from cdp_assets.sources import not_configured
 
 WATERMARKS = StateTable(
     "raw.hubspot_watermarks",
@@ -34,6 +36,7 @@ DEAL_STATUS = {"closedwon": "completed", "closedlost": "cancelled"}
 # Search results trail writes by a few seconds; windows stop short of now so none is missed (archived
 # records read again next time are harmless: the same content is the same row to staging).
 INDEX_LAG = timedelta(minutes=1)
+WHAT_TO_SET = "set HUBSPOT_ACCESS_TOKEN (a private app token with the CRM contacts and deals read scopes)"
 BEGINNING = datetime(2006, 1, 1, tzinfo=UTC)  # before HubSpot existed: the first pull reads everything
 
 
@@ -118,24 +121,38 @@ def _deal_rows(hubspot: HubSpotResource, records: Iterator[dict], archived: bool
 COUNTS = ("contacts_changed", "contacts_archived", "deals_changed", "deals_archived")
 
 
-@dg.asset(
-    key=["raw", "hubspot_extracts"],
-    group_name="raw",
-    kinds={"python", "hubspot"},
-    owners=["team:data-eng"],
-    pool="hubspot",
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
-)
-def hubspot_extracts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, hubspot: HubSpotResource,
-                     landing: LandingZone) -> dg.MaterializeResult:
-    """HubSpot contacts and deals changed since the last pull, landed as canonical files for the CRM loaders.
+def hubspot_asset(dialect: str) -> dg.AssetsDefinition:
+    """The HubSpot extract asset, in the warehouse's pool on DuckDB (it writes its watermarks there)."""
 
-    Deleted (archived) records arrive as contacts flagged deleted and deals with status `archived`.
-    Does nothing, and says so, when HUBSPOT_ACCESS_TOKEN is not set.
-    """
+    @dg.asset(
+        key=["raw", "hubspot_extracts"],
+        group_name="raw",
+        kinds={"python", "hubspot", dialect},
+        owners=["team:data-eng"],
+        pool=pool_for(dialect, "hubspot"),
+        tags=SOURCE_TAGS["hubspot"],
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL,
+                                    jitter=dg.Jitter.PLUS_MINUS),
+    )
+    def hubspot_extracts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, hubspot: HubSpotResource,
+                         landing: LandingZone) -> dg.MaterializeResult:
+        """HubSpot contacts and deals changed since the last pull, landed as canonical files for the CRM loaders.
+
+        Deleted (archived) records arrive as contacts flagged deleted and deals with status `archived`.
+        Does nothing, and says `not configured`, when HUBSPOT_ACCESS_TOKEN is not set. It runs in the day's
+        sources run: when HubSpot fails, the CRM files already landed still load.
+        """
+        return pull(context, warehouse, hubspot, landing)
+
+    return hubspot_extracts
+
+
+def pull(context: dg.AssetExecutionContext, warehouse: WarehouseResource, hubspot: HubSpotResource,
+         landing: LandingZone) -> dg.MaterializeResult:
+    """Pull every object type changed since its watermark and land it as a file."""
     if not hubspot.configured:
-        context.log.info("HUBSPOT_ACCESS_TOKEN is not set: nothing pulled from HubSpot")
-        return dg.MaterializeResult(metadata={"source": "not configured (HUBSPOT_ACCESS_TOKEN is unset)",
+        context.log.info(f"HubSpot is not configured: {WHAT_TO_SET}")
+        return dg.MaterializeResult(metadata={"source": not_configured(WHAT_TO_SET),
                                               "dagster/row_count": 0, **dict.fromkeys(COUNTS, 0)})
     end = datetime.now(UTC) - INDEX_LAG
     stored = _watermarks(warehouse)

@@ -26,3 +26,7 @@ class LandingZone(dg.ConfigurableResource):
         if not self.crm_dir.is_dir():
             return []
         return sorted(p for p in self.crm_dir.iterdir() if p.is_file() and data_stem(p.name) is not None)
+
+    def crm_file_states(self) -> dict[str, list[int]]:
+        """Each CRM data file's [size, modification time in ns]: what the sensor and the loaders compare."""
+        return {path.name: [path.stat().st_size, path.stat().st_mtime_ns] for path in self.crm_files()}

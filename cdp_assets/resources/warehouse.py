@@ -27,6 +27,8 @@ from sqlglot import exp
 
 from cdp_assets import settings
 
+# The run tag naming the warehouse a run writes: one Dagster instance serves one warehouse.
+WAREHOUSE_TAG = "cdp/warehouse"
 STAGE_SCHEMAS = ("raw", "quarantine", "staging", "core", "marts", "audiences", "activation", "cdp_meta")
 
 
@@ -45,6 +47,34 @@ def dialect_of(url: str) -> str:
     if backend == "duckdb":
         return "duckdb"
     raise ValueError(f"CDP_WAREHOUSE_URL uses {backend!r}; supported warehouses are duckdb and postgresql")
+
+
+def warehouse_identity(url: str) -> str:
+    """The warehouse a URL names, never its password: `duckdb:<absolute file path>` or `postgresql://user@host/db`."""
+    parsed = sa.engine.make_url(normalize_url(url))
+    if parsed.get_backend_name() == "duckdb":
+        return f"duckdb:{Path(parsed.database or ':memory:').resolve()}"
+    return parsed.set(drivername=parsed.get_backend_name(), password=None).render_as_string(hide_password=False)
+
+
+def other_warehouse(instance: dg.DagsterInstance, identity: str) -> str | None:
+    """Why this instance must not run against `identity`, when it already holds runs of another warehouse.
+
+    Its history, plots and the gate results egress consults would otherwise mix two warehouses."""
+    others = sorted({v for _, values in instance.get_run_tags(tag_keys=[WAREHOUSE_TAG]) for v in values} - {identity})
+    if not others:
+        return None
+    return (f"this Dagster instance already holds runs of another warehouse ({others[0]}), and one instance serves "
+            f"one warehouse so that run history, plots and quality-gate results never mix; to use {identity}, "
+            "give it a Dagster home of its own (DAGSTER_HOME=<a folder with a dagster.yaml>), or point "
+            "CDP_WAREHOUSE_URL back at that warehouse")
+
+
+def pool_for(dialect: str, api_pool: str) -> str:
+    """The concurrency pool of a step that calls an API and writes the warehouse. DuckDB has one writer per file,
+    so there every such step shares the `warehouse` pool with the SQL steps, whichever run it belongs to (a CLI
+    run and a scheduled one included); a server warehouse takes many writers, and the API's own pool applies."""
+    return "warehouse" if dialect == "duckdb" else api_pool
 
 
 # sqlglot writes bind parameters in the driver's own style (%(name)s for psycopg); SQLAlchemy's text()
@@ -101,6 +131,19 @@ class WarehouseResource(dg.ConfigurableResource):
                 connect_args = {"options": "-c enable_nestloop=off"}
             self._engine = sa.create_engine(url, poolclass=poolclass, connect_args=connect_args)
         return self._engine
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Refuse a run on an instance that serves another warehouse, and mark the run with this one (runs a
+        job launches carry the tag already; a materialization launched from the asset graph does not)."""
+        instance, run = context.instance, context.run
+        if instance is None or run is None:
+            return
+        identity = warehouse_identity(self.url)
+        refusal = other_warehouse(instance, identity)
+        if refusal:
+            raise dg.Failure(f"cdp_assets refuses to run: {refusal}")
+        if run.tags.get(WAREHOUSE_TAG) != identity:
+            instance.add_run_tags(run.run_id, {WAREHOUSE_TAG: identity})
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:

@@ -3,9 +3,10 @@
 -- recency; ties to the lowest record key), so every run and warehouse picks the same value.
 -- Order traits count conversions only (completed, paid, fulfilled). Lifetime value is in the currency of
 -- the latest order (never summed across currencies); lifetime_value_reporting converts every order with
--- staging.exchange_rates. RFM scores are quintiles among purchasers (5 = most recent, frequent, valuable).
--- preferred_channel is the GA4 source / medium most of the person's attributed orders came through.
+-- staging.stg_order_values. RFM scores are quintiles among purchasers (5 = most recent, frequent, valuable).
 -- Consent per purpose is the latest answer across the person's contacts; no answer is not granted.
+-- Everything here comes from the CRM alone, so a late or failing GA4 never holds profiles back: the traits
+-- that need GA4 (the preferred channel) are core.channel_traits.
 WITH observations AS (
     SELECT r.profile_id, r.record_key, r.record_type, c.updated_at AS observed_at, c.email, c.phone_e164, c.first_name,
            c.last_name, c.city, c.state, c.postal_code, c.country
@@ -46,12 +47,12 @@ records AS (
     GROUP BY profile_id
 ),
 purchases AS (
-    SELECT r.profile_id, a.order_ts, a.value, a.currency, a.value_reporting, a.attributed,
-           a.session_source || ' / ' || a.session_medium AS channel,
-           first_value(a.currency) OVER (PARTITION BY r.profile_id ORDER BY a.order_ts DESC, a.order_id) AS latest_currency
+    SELECT r.profile_id, o.order_ts, o.value, o.currency, v.value_reporting,
+           first_value(o.currency) OVER (PARTITION BY r.profile_id ORDER BY o.order_ts DESC, o.order_id) AS latest_currency
     FROM core.record_profiles AS r
-    JOIN marts.order_attribution AS a ON r.record_key = 'order:' || a.order_id
-    WHERE a.counts_as_conversion
+    JOIN staging.stg_crm_orders AS o ON r.record_key = 'order:' || o.order_id
+    JOIN staging.stg_order_values AS v ON v.order_id = o.order_id
+    WHERE o.counts_as_conversion
 ),
 traits AS (
     SELECT profile_id, count(*) AS order_count, min(order_ts) AS first_order_at, max(order_ts) AS last_order_at,
@@ -61,13 +62,6 @@ traits AS (
            sum(value_reporting) AS lifetime_value_reporting
     FROM purchases
     GROUP BY profile_id
-),
-channels AS (
-    SELECT profile_id, channel,
-           row_number() OVER (PARTITION BY profile_id ORDER BY count(*) DESC, max(order_ts) DESC, channel) AS channel_rank
-    FROM purchases
-    WHERE attributed
-    GROUP BY profile_id, channel
 ),
 rfm AS (
     SELECT profile_id,
@@ -91,13 +85,11 @@ SELECT
     t.lifetime_value_reporting,
     m.recency_score, m.frequency_score, m.monetary_score,
     CAST(m.recency_score AS VARCHAR) || CAST(m.frequency_score AS VARCHAR) || CAST(m.monetary_score AS VARCHAR) AS rfm_segment,
-    ch.channel AS preferred_channel,
     coalesce(cm.granted, FALSE) AS consent_marketing,
     coalesce(ca.granted, FALSE) AS consent_ads_personalization
 FROM fields AS f
 JOIN records AS r ON r.profile_id = f.profile_id
 LEFT JOIN traits AS t ON t.profile_id = f.profile_id
 LEFT JOIN rfm AS m ON m.profile_id = f.profile_id
-LEFT JOIN channels AS ch ON ch.profile_id = f.profile_id AND ch.channel_rank = 1
 LEFT JOIN consent AS cm ON cm.profile_id = f.profile_id AND cm.purpose = 'marketing' AND cm.recency = 1
 LEFT JOIN consent AS ca ON ca.profile_id = f.profile_id AND ca.purpose = 'ads_personalization' AND ca.recency = 1

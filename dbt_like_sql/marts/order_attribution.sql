@@ -1,7 +1,8 @@
 -- Every CRM order with its last touch: the GA4 transaction whose transactionId is the order id, and that
--- session's source, medium and campaign. Orders GA4 never saw are kept, attributed to '(unattributed)'.
--- value stays in the order's currency; value_reporting converts it with staging.exchange_rates at the
--- order date (CDP_TIMEZONE), and is empty when the file has no rate for that currency and day.
+-- session's source, medium and campaign. Orders GA4 never saw are kept, attributed to '(unattributed)';
+-- so is every order while GA4 is not configured, and the orders of days GA4 has not been loaded for yet
+-- (the materialization's ga4_data_through says up to which day GA4 is in).
+-- value stays in the order's currency; value_reporting is staging.stg_order_values' conversion.
 WITH ga4 AS (
     SELECT
         t.transaction_id,
@@ -22,12 +23,15 @@ orders AS (
         o.order_id,
         o.contact_id,
         o.order_ts,
-        CAST((o.order_ts AT TIME ZONE 'UTC') AT TIME ZONE '{{ timezone }}' AS DATE) AS order_date,
+        v.order_date,
         o.status,
         o.counts_as_conversion,
         o.value,
-        o.currency
+        o.currency,
+        v.value_reporting,
+        v.reporting_currency
     FROM staging.stg_crm_orders AS o
+    JOIN staging.stg_order_values AS v ON v.order_id = o.order_id
 )
 SELECT
     o.order_id,
@@ -38,8 +42,8 @@ SELECT
     o.counts_as_conversion,
     o.value,
     o.currency,
-    CAST(o.value * r.rate_to_reporting AS DECIMAL(18, 2)) AS value_reporting,
-    (SELECT max(x.reporting_currency) FROM staging.exchange_rates AS x) AS reporting_currency,
+    o.value_reporting,
+    o.reporting_currency,
     g.transaction_id IS NOT NULL AS attributed,
     g.transaction_date,
     coalesce(g.session_source, '(unattributed)') AS session_source,
@@ -49,5 +53,3 @@ SELECT
     g.currency_code AS ga_currency
 FROM orders AS o
 LEFT JOIN ga4 AS g ON g.transaction_id = o.order_id AND g.touch_rank = 1
-LEFT JOIN staging.exchange_rates AS r
-    ON r.currency = o.currency AND o.order_date >= r.valid_from AND o.order_date < r.valid_to

@@ -5,7 +5,8 @@ offset as strings, offset 0 omitted), answers rows for the requested dimensions 
 date range, applies the dimension filter (string, in-list, not, and, or), sorts by `orderBys`, caps a
 page at `max_page_rows` like the API's 250,000, and returns `rowCount`, `metadata` and, when asked,
 `propertyQuota`. Each request costs tokens from a per-day budget; at zero, requests get the API's 429
-RESOURCE_EXHAUSTED answer. Faults (429, 503) can be queued or drawn at a seeded rate, and metadata
+RESOURCE_EXHAUSTED answer. Faults (429, 503) can be queued or drawn at a seeded rate, every request refused
+(403 PERMISSION_DENIED, as when the service account lost access to the property), and metadata
 flags (data loss, thresholding, sampling) set per day. Every request body is recorded.
 """
 
@@ -18,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PATH = re.compile(r"^/v1beta/properties/(\d+):runReport$")
 FAULT_MESSAGES = {
+    403: ("PERMISSION_DENIED", "User does not have sufficient permissions for this property. To learn more about "
+                               "Property ID, see https://developers.google.com/analytics/devguides/reporting/data/v1/property-id."),
     429: ("RESOURCE_EXHAUSTED", "Too many concurrent requests for this property. Please retry."),
     503: ("UNAVAILABLE", "The service is currently unavailable."),
 }
@@ -72,6 +75,7 @@ class FakeGA4:
         self.types: dict[str, str] = {}
         self.rows: list[dict[str, str]] = []
         self.faults: list[int] = []
+        self.refuse: int | None = None  # answer every request with this fault (403: access revoked)
         self.flags: dict[str, set[str]] = {"data_loss": set(), "thresholded": set(), "sampled": set()}
         self.requests: list[dict] = []
         self.answered: list[int] = []
@@ -113,6 +117,8 @@ class FakeGA4:
 
     def _fault(self) -> int | None:
         with self._lock:
+            if self.refuse is not None:
+                return self.refuse
             if self.faults:
                 return self.faults.pop(0)
             if self.fault_rate and self._random.random() < self.fault_rate:

@@ -89,8 +89,8 @@ def test_a_90_day_backfill_through_429s_and_503s_lands_exactly_the_fakes_rows_on
     with loaded_fake(FakeGA4(fault_rate=0.1, max_page_rows=500), FIRST, last) as fake:
         defs = definitions(warehouse, fake, tmp_path)
         first_pass = backfill_ga4(defs, FIRST, last, dg.DagsterInstance.ephemeral(), "ERROR")
-        assert [label for label, _ in first_pass][:2] == ["2026-01-01..2026-01-07", "2026-01-08..2026-01-14"]
-        assert len(first_pass) == 13 and all(outcome.ok for _, outcome in first_pass)
+        assert [o.label for o in first_pass][:2] == ["GA4 2026-01-01..2026-01-07", "GA4 2026-01-08..2026-01-14"]
+        assert len(first_pass) == 13 and all(outcome.ok for outcome in first_pass)
         assert 429 in fake.answered and 503 in fake.answered
         for report in ("daily_traffic", "transactions"):
             assert landed_rows(warehouse, report, FIRST, last) == expected_rows(fake, report, FIRST, last)
@@ -99,7 +99,7 @@ def test_a_90_day_backfill_through_429s_and_503s_lands_exactly_the_fakes_rows_on
         log = fetch_log(warehouse)
 
         second_pass = backfill_ga4(defs, FIRST, last, dg.DagsterInstance.ephemeral(), "ERROR")
-        assert all(outcome.ok for _, outcome in second_pass)
+        assert all(outcome.ok for outcome in second_pass)
         for report in ("daily_traffic", "transactions"):
             assert landed_rows(warehouse, report, FIRST, last) == expected_rows(fake, report, FIRST, last)
         again = fetch_log(warehouse)
@@ -228,12 +228,37 @@ def test_without_a_property_id_the_sample_is_read_and_no_client_is_built(warehou
         assert warehouse.scalar(conn, "SELECT min(property_id) FROM raw.ga4_daily_traffic") == "sample"
 
 
-def test_without_a_property_id_or_a_sample_the_run_fails_saying_what_to_do(warehouse, tmp_path):
-    result = ga4_run(build_definitions(warehouse, str(tmp_path)), FIRST, FIRST)
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
-    assert "GA4_PROPERTY_ID is not set, so raw.ga4_daily_traffic reads the sample" in str(failure.step_failure_data)
-    assert "`cdp-assets generate`" in str(failure.step_failure_data)
+def test_without_a_property_id_or_a_sample_ga4_is_not_configured_and_its_tables_are_empty(warehouse, tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    result = ga4_run(build_definitions(warehouse, str(tmp_path)), FIRST, FIRST, instance)
+
+    assert result.success
+    metadata = instance.get_latest_materialization_event(TRAFFIC_KEY).asset_materialization.metadata
+    assert metadata["source"].value == ("not configured: set GA4_PROPERTY_ID (and Google credentials) to read your "
+                                        "property, or write the sample with `cdp-assets generate`")
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    with warehouse.begin() as conn:
+        assert [warehouse.row_count(conn, t) for t in ("raw.ga4_daily_traffic", "raw.ga4_transactions")] == [0, 0]
+        assert not warehouse.table_exists(conn, "raw.ga4_fetches")
+
+
+def test_marts_are_not_rebuilt_while_a_gate_on_ga4_data_from_another_run_is_failing(warehouse, sample_landing,
+                                                                                     run_day_key):
+    from cdp_assets.runs import run_day
+
+    instance = dg.DagsterInstance.ephemeral()
+    with loaded_fake(FakeGA4(), run_day_key, run_day_key) as fake:
+        fake.flags["data_loss"].add(run_day_key.strftime("%Y%m%d"))
+        day = run_day(definitions(warehouse, fake, sample_landing), run_day_key, instance, "ERROR")
+
+    sources, transform = day.runs
+    assert sources.failed_checks == ["raw/ga4_daily_traffic:no_data_loss_from_other_row",
+                                     "raw/ga4_transactions:no_data_loss_from_other_row"]
+    assert list(transform.failed_steps) == ["marts__order_attribution"]
+    assert "a quality gate on what it reads is failing: raw/ga4_transactions:no_data_loss_from_other_row (failed " \
+           "in run" in transform.failed_steps["marts__order_attribution"]
+    assert {"marts__campaign_performance", "core__channel_traits"} <= set(transform.skipped_steps)
+    assert "activation__meta_capi" not in transform.skipped_steps
 
 
 def test_the_daily_schedule_restates_ga4s_last_three_days_before_running_the_day(warehouse, tmp_path):
@@ -242,11 +267,15 @@ def test_the_daily_schedule_restates_ga4s_last_three_days_before_running_the_day
         schedule = defs.get_schedule_def("daily_job_schedule")
         context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 6, tzinfo=UTC),
                                             repository_def=defs.get_repository_def())
-        restatement, daily = schedule.evaluate_tick(context).run_requests
+        restatement, sources, transform = schedule.evaluate_tick(context).run_requests
         assert restatement.asset_selection == [TRAFFIC_KEY, TRANSACTIONS_KEY]
         assert (restatement.tags["dagster/asset_partition_range_start"],
                 restatement.tags["dagster/asset_partition_range_end"]) == ("2026-03-06", "2026-03-08")
-        assert daily.partition_key == "2026-03-09"
+        assert (sources.partition_key, sources.asset_selection) == (
+            "2026-03-09", [TRAFFIC_KEY, TRANSACTIONS_KEY, dg.AssetKey(["raw", "hubspot_extracts"])])
+        assert transform.partition_key == "2026-03-09"
+        assert {TRAFFIC_KEY, TRANSACTIONS_KEY} & set(transform.asset_selection) == set()
+        assert {r.tags["cdp/day"] for r in (restatement, sources, transform)} == {"2026-03-09"}
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             asset_selection=restatement.asset_selection, tags=restatement.tags,
             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)

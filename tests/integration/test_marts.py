@@ -58,8 +58,8 @@ def marts(warehouse, monkeypatch):
         for statement in (RATES, ORDERS, TRANSACTIONS, TRAFFIC):
             warehouse.run(conn, statement)
     defs = build_definitions(warehouse)
-    assets = [defs.resolve_assets_def(dg.AssetKey(["marts", name]))
-              for name in ("order_attribution", "campaign_performance")]
+    assets = [defs.resolve_assets_def(dg.AssetKey(key.split("/")))
+              for key in ("staging/stg_order_values", "marts/order_attribution", "marts/campaign_performance")]
     assert dg.materialize(assets).success
     return warehouse
 

@@ -24,6 +24,7 @@ EXPECTED_ROWS = {
     "staging.stg_crm_contacts": 327,
     "staging.stg_crm_orders": 301,
     "staging.exchange_rates": 28,
+    "staging.stg_order_values": 301,
     "core.deletion_requests": 3,
     "core.deletion_status": 12,
     "core.suppressions": 4,
@@ -34,6 +35,7 @@ EXPECTED_ROWS = {
     "core.unified_profiles": 300,
     "core.consent": 327,
     "core.conversions": 6,
+    "core.channel_traits": 3,
     "marts.order_attribution": 301,
     "marts.campaign_performance": 38,
     "audiences.purchasers_30d": 102,
@@ -77,7 +79,7 @@ def test_whole_graph_materializes_with_every_gate_passing(one_day):
     warehouse, _, _, outcome = one_day
 
     assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
-    assert len(outcome.passed_checks) == 53
+    assert len(outcome.passed_checks) == 57
     assert table_rows(warehouse) == EXPECTED_ROWS
 
 
@@ -152,20 +154,19 @@ def test_every_prepared_request_is_a_dry_run_without_credentials(one_day):
     ]
 
 
-def test_a_source_that_did_not_arrive_stops_everything_downstream(warehouse, tmp_path, run_day_key, instance):
+def test_a_day_before_any_crm_file_arrived_succeeds_saying_the_crm_is_not_configured(warehouse, tmp_path,
+                                                                                      run_day_key, instance):
     empty_landing = tmp_path / "empty"
     (empty_landing / "crm").mkdir(parents=True)
 
     outcome = run_day(build_definitions(warehouse, str(empty_landing)), run_day_key, instance, "WARNING")
 
-    assert not outcome.ok
-    assert outcome.failed_checks == ["raw/crm_contacts:crm_contacts_rows_are_complete",
-                                     "raw/crm_orders:crm_orders_rows_are_complete"]
-    assert {"activation__meta_capi", "activation__meta_custom_audiences", "activation__google_ads_conversions",
-            "activation__google_customer_match", "activation__tiktok_events",
-            "activation__pinterest_conversions"} <= set(outcome.skipped_steps)
+    assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
+    transform = outcome.runs[-1]
+    assert sorted(transform.not_configured) == ["raw/crm_contacts", "raw/crm_orders"]
+    assert outcome.skipped_steps == []
     with warehouse.begin() as conn:
-        assert not warehouse.table_exists(conn, "activation.egress_requests")
+        assert warehouse.row_count(conn, "core.unified_profiles") == 0
 
 
 def test_an_egress_only_run_refuses_while_a_gate_is_failing(warehouse, sample_landing, tmp_path, run_day_key,
@@ -202,7 +203,7 @@ def test_a_destination_without_a_consent_purpose_prepares_nothing(warehouse, sam
     unmapped = Destination("meta_capi", "meta_capi", enabled=True, consent_purpose=None, max_event_age_days=7,
                            event_name="Purchase")
     gates = [g.check_key for g in STAGE_GATES if g.blocking]
-    asset = conversions_asset(unmapped, daily_partitions(), gates, RetryPolicy())
+    asset = conversions_asset(unmapped, daily_partitions(), lambda _: gates, RetryPolicy(), warehouse.dialect)
 
     result = dg.materialize([asset], partition_key=run_day_key.isoformat(), instance=instance,
                             resources={"warehouse": warehouse})

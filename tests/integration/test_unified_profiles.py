@@ -17,13 +17,26 @@ CREATE TABLE staging.stg_crm_contacts AS SELECT * FROM (VALUES
 ) AS t(contact_id, email, phone_e164, first_name, last_name, city, state, postal_code, country, ga_client_id,
        consent_marketing, updated_at, source_file, line_number)
 """
+# (order, contact, email, phone, placed, value, currency, counts as a conversion)
 ORDERS = """
 CREATE TABLE staging.stg_crm_orders AS SELECT * FROM (VALUES
-    ('O1', 'C1', NULL, NULL, CAST('2026-11-02 09:00:00' AS TIMESTAMP)),
-    ('O2', NULL, 'bob@x.com', NULL, CAST('2026-10-01 09:00:00' AS TIMESTAMP)),
-    ('O3', NULL, 'bob@x.com', NULL, CAST('2026-10-05 09:00:00' AS TIMESTAMP)),
-    ('O4', NULL, 'bob@x.com', NULL, CAST('2026-10-07 09:00:00' AS TIMESTAMP))
-) AS t(order_id, contact_id, email, phone_e164, order_ts)
+    ('O1', 'C1', NULL, NULL, CAST('2026-11-02 09:00:00' AS TIMESTAMP), CAST(20.00 AS DECIMAL(18, 2)), 'USD', TRUE),
+    ('O2', NULL, 'bob@x.com', NULL, CAST('2026-10-01 09:00:00' AS TIMESTAMP), CAST(10.00 AS DECIMAL(18, 2)), 'EUR',
+     TRUE),
+    ('O3', NULL, 'bob@x.com', NULL, CAST('2026-10-05 09:00:00' AS TIMESTAMP), CAST(30.00 AS DECIMAL(18, 2)), 'EUR',
+     TRUE),
+    ('O4', NULL, 'bob@x.com', NULL, CAST('2026-10-07 09:00:00' AS TIMESTAMP), CAST(99.00 AS DECIMAL(18, 2)), 'EUR',
+     FALSE)
+) AS t(order_id, contact_id, email, phone_e164, order_ts, value, currency, counts_as_conversion)
+"""
+# (order, local date, value in EUR, reporting currency)
+ORDER_VALUES = """
+CREATE TABLE staging.stg_order_values AS SELECT * FROM (VALUES
+    ('O1', DATE '2026-11-02', CAST(18.00 AS DECIMAL(18, 2)), 'EUR'),
+    ('O2', DATE '2026-10-01', CAST(10.00 AS DECIMAL(18, 2)), 'EUR'),
+    ('O3', DATE '2026-10-05', CAST(30.00 AS DECIMAL(18, 2)), 'EUR'),
+    ('O4', DATE '2026-10-07', CAST(99.00 AS DECIMAL(18, 2)), 'EUR')
+) AS t(order_id, order_date, value_reporting, reporting_currency)
 """
 # (order, placed, value, currency, value in EUR, attributed, source, medium, counts as a conversion)
 ATTRIBUTION = """
@@ -57,10 +70,11 @@ CREATE TABLE core.record_profiles AS SELECT * FROM (VALUES
 def build_profiles(warehouse) -> None:
     with warehouse.begin() as conn:
         warehouse.ensure_schemas(conn)
-        for statement in (CONTACTS, ORDERS, ATTRIBUTION, CONSENT, RECORDS):
+        for statement in (CONTACTS, ORDERS, ORDER_VALUES, ATTRIBUTION, CONSENT, RECORDS):
             warehouse.run(conn, statement)
-    asset = build_definitions(warehouse).resolve_assets_def(dg.AssetKey(["core", "unified_profiles"]))
-    assert dg.materialize([asset]).success
+    defs = build_definitions(warehouse)
+    assets = [defs.resolve_assets_def(dg.AssetKey(["core", name])) for name in ("unified_profiles", "channel_traits")]
+    assert dg.materialize(assets).success
 
 
 def test_ties_in_recency_go_to_the_lowest_record_key(warehouse):
@@ -80,11 +94,34 @@ def test_order_traits_count_conversions_and_convert_lifetime_value(warehouse):
         row = warehouse.run(conn, "SELECT profile_id, order_count, CAST(lifetime_value AS DOUBLE), "
                                   "CAST(average_order_value AS DOUBLE), CAST(lifetime_value_reporting AS DOUBLE), "
                                   "CAST(last_order_at AS DATE), "
-                                  "days_since_last_order = current_date - DATE '2026-10-05', "
-                                  "preferred_channel FROM core.unified_profiles ORDER BY profile_id").fetchall()
+                                  "days_since_last_order = current_date - DATE '2026-10-05' "
+                                  "FROM core.unified_profiles ORDER BY profile_id").fetchall()
     assert [tuple(r) for r in row] == [
-        ("p_1", 1, 20.0, 20.0, 18.0, date(2026, 11, 2), False, None),
-        ("p_2", 2, 40.0, 20.0, 40.0, date(2026, 10, 5), True, "meta / paid_social")]  # a tie: the latest wins
+        ("p_1", 1, 20.0, 20.0, 18.0, date(2026, 11, 2), False),
+        ("p_2", 2, 40.0, 20.0, 40.0, date(2026, 10, 5), True)]
+
+
+def test_profiles_are_built_from_the_crm_alone():
+    """A late or failing GA4 cannot hold profiles back: they read no GA4 table, directly or through marts."""
+    graph = build_definitions().resolve_asset_graph()
+    upstream = graph.get(dg.AssetKey(["core", "unified_profiles"])).parent_keys
+    seen, pending = set(), list(upstream)
+    while pending:
+        key = pending.pop()
+        if key not in seen:
+            seen.add(key)
+            pending.extend(graph.get(key).parent_keys)
+    assert sorted(k.to_user_string() for k in seen if k.path[0] == "marts" or "ga4" in k.path[-1]) == []
+
+
+def test_the_preferred_channel_is_the_most_attributed_one_and_a_tie_goes_to_the_latest(warehouse):
+    build_profiles(warehouse)
+
+    with warehouse.begin() as conn:
+        rows = warehouse.run(conn, "SELECT profile_id, preferred_channel, preferred_channel_orders, attributed_orders "
+                                   "FROM core.channel_traits ORDER BY profile_id").fetchall()
+    # p_1's only order was not attributed, so p_1 has no row; O4 of p_2 is not a conversion.
+    assert [tuple(r) for r in rows] == [("p_2", "meta / paid_social", 1, 2)]
 
 
 def test_rfm_scores_rank_purchasers_in_quintiles(warehouse):

@@ -3,7 +3,8 @@ profiles and staged orders, clean privacy lists (blocking: the hand-offs into au
 The identity step's working tables warn."""
 
 from cdp_assets.checks.gates import Gate
-from cdp_assets.checks.rules import Between, InSet, Matches, NonEmpty, NotNull, RefersTo, Unique
+from cdp_assets.checks.rules import Between, InSet, Matches, NotNull, RefersTo, Unique
+from cdp_assets.checks.suites.staging import STAGED_ORDERS
 from cdp_assets.settings import PURPOSES
 
 PROFILE_ID_PATTERN = r"^p_[0-9a-f]{20}$"
@@ -13,7 +14,6 @@ PROFILES = "core.unified_profiles.profile_id"
 # Tables built before unified_profiles refer to the identity step's profile ids: a check may only wait on
 # assets upstream of what its blocking result holds back.
 RECORD_PROFILES = "core.record_profiles.profile_id"
-STAGED_ORDERS = "staging.stg_crm_orders.order_id"
 
 
 def _privacy_list(table: str, name: str, what: str) -> Gate:
@@ -37,7 +37,7 @@ GATES = [
          (Unique("record_key"), NotNull("record_key"), NotNull("profile_id"),
           Matches("profile_id", regex=PROFILE_ID_PATTERN))),
     Gate("core.unified_profiles", "profile_ids_are_unique", "One row per profile id.",
-         (NonEmpty(), Unique("profile_id"), NotNull("profile_id"), Matches("profile_id", regex=PROFILE_ID_PATTERN))),
+         (Unique("profile_id"), NotNull("profile_id"), Matches("profile_id", regex=PROFILE_ID_PATTERN))),
     Gate("core.conversions", "conversions_are_attributable",
          "Each conversion appears once, is a staged order, belongs to a known profile and has a non-negative value.",
          (Unique("order_id"), NotNull("profile_id"), Between("value", low=0),
@@ -54,6 +54,10 @@ GATES = [
     _profile_list("core.deletion_pending_profiles", "deletion_pending_profiles_are_listed_once", "deletion-pending"),
     _privacy_list("core.deletion_requests", "deletion_requests_are_well_formed", "deletion request"),
     _privacy_list("core.suppressions", "suppressions_are_well_formed", "suppression"),
+    Gate("core.channel_traits", "channel_traits_are_one_row_per_profile",
+         "Each person with attributed orders appears once, with a channel, and belongs to a known profile.",
+         (Unique("profile_id"), NotNull("preferred_channel"), Between("attributed_orders", low=1),
+          RefersTo("profile_id", parent=RECORD_PROFILES)), blocking=False),
     Gate("core.identity_edges", "identity_edges_are_complete",
          "Every edge joins a record to a typed identifier.",
          (NotNull("record_key"), NotNull("id_type"), NotNull("id_value")), blocking=False),

@@ -1,9 +1,9 @@
-"""Marts stage: attribution keyed on staged orders (blocking: unified profiles read it) and campaign
+"""Marts stage: attribution keyed on staged orders (blocking: channel traits read it) and campaign
 figures in range (a warning: nothing downstream reads them)."""
 
 from cdp_assets.checks.gates import Gate
 from cdp_assets.checks.rules import Between, NotNull, RefersTo, Unique
-from cdp_assets.checks.suites.core import STAGED_ORDERS
+from cdp_assets.checks.suites.staging import STAGED_ORDERS
 
 GATES = [
     Gate("marts.order_attribution", "attribution_is_one_row_per_staged_order",
