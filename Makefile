@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 3000
 
-.PHONY: demo test ui bench lint clean
+.PHONY: demo test ui ui-demo bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +20,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 ui: $(STAMP)
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+# The UI on what `make demo` built: its own Dagster home, warehouse and landing folder under data/demo/.
+ui-demo: $(STAMP)
+	@test -f data/demo/demo.env || { echo "run make demo first: data/demo/demo.env is missing"; exit 2; }
+	set -a && . ./data/demo/demo.env && set +a && $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.crm_ingest

@@ -105,9 +105,10 @@ def run_once(url: str, landing: Path, days: int) -> dict:
     """Backfill GA4 for the days before D, then run the daily job for D; the figures of the daily run."""
     import dagster as dg
 
-    from cdp_assets.cli import backfill_ga4, run_day
+    from cdp_assets.cli import backfill_ga4
     from cdp_assets.definitions import build_definitions
     from cdp_assets.resources.warehouse import WarehouseResource
+    from cdp_assets.runs import run_day
 
     sampler = RssSampler()
     sampler.start()
@@ -122,10 +123,10 @@ def run_once(url: str, landing: Path, days: int) -> dict:
         outcome = run_day(defs, END_DAY, instance, log_level="WARNING")
         ended = time.time()
         steps = [{"step": step, "seconds": round(end - start, 1), "peak_rss_mib": round(sampler.peak(start, end))}
-                 for step, start, end in step_times(instance, outcome.run_id)]
+                 for run in outcome.runs for step, start, end in step_times(instance, run.run_id)]
     sampler.running = False
     return {"warehouse": url.split(":", 1)[0], "ga4_backfill_s": round(backfill_s, 1),
-            "ga4_backfill_ok": all(o.ok for _, o in chunks), "daily_s": round(ended - started, 1),
+            "ga4_backfill_ok": all(o.ok for o in chunks), "daily_s": round(ended - started, 1),
             "daily_peak_rss_mib": round(sampler.peak(started, ended)), "daily_ok": outcome.ok,
             "failed": outcome.failed_steps + outcome.failed_checks, "steps": steps}
 

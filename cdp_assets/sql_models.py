@@ -100,13 +100,18 @@ def referenced_tables(path: Path, sql: str) -> set[tuple[str, str]]:
     return tables
 
 
-def render(path: Path, text: str) -> str:
-    """Replace `{{ name }}` variables: `timezone` (CDP_TIMEZONE), the golden-record rules `golden_<field>` and
+def template_values() -> dict[str, str]:
+    """The `{{ name }}` variables: `timezone` (CDP_TIMEZONE), the golden-record rules `golden_<field>` and
     `conversion_statuses` (the order statuses of destinations.yaml that count as conversions)."""
     from cdp_assets.activation.config import conversion_statuses  # it reads SQL_ROOT from this module
 
     statuses = ", ".join(f"'{s}'" for s in conversion_statuses())
-    values = {"timezone": settings.timezone().key, "conversion_statuses": statuses, **golden_record_variables()}
+    return {"timezone": settings.timezone().key, "conversion_statuses": statuses, **golden_record_variables()}
+
+
+def render(path: Path, text: str, values: dict[str, str] | None = None) -> str:
+    """Replace the model's `{{ name }}` variables with `values` (default: `template_values()`)."""
+    values = template_values() if values is None else values
 
     def value(match: re.Match) -> str:
         name = match.group(1)
@@ -117,10 +122,11 @@ def render(path: Path, text: str) -> str:
     return TEMPLATE_VARIABLE.sub(value, text)
 
 
-def parse_model(root: Path, path: Path) -> SqlModel:
-    text = render(path, path.read_text(encoding="utf-8"))
+def parse_model(root: Path, path: Path, values: dict[str, str] | None = None) -> SqlModel:
+    text = render(path, path.read_text(encoding="utf-8"), values)
     description, settings = _header(path, text)
-    body = text.strip().rstrip(";")
+    # Ends in a newline, so a comment on the model's last line never swallows SQL wrapped around it.
+    body = text.strip().rstrip(";") + "\n"
     key = dg.AssetKey([path.parent.name, path.stem])
     deps = tuple(sorted((dg.AssetKey(list(t)) for t in referenced_tables(path, body)), key=lambda k: k.path))
     if key in deps:
@@ -159,7 +165,9 @@ def _check_graph(models: list[SqlModel], external: set[dg.AssetKey]) -> None:
 
 def load_models(root: Path, external: Iterable[dg.AssetKey]) -> list[SqlModel]:
     """Parse every model under `root`; `external` are the keys produced by Python assets."""
-    models = [parse_model(root, path) for path in sorted(root.glob("*/*.sql"))]
+    # The variables are read once: they come from YAML files every model shares.
+    values = template_values()
+    models = [parse_model(root, path, values) for path in sorted(root.glob("*/*.sql"))]
     _check_graph(models, set(external))
     return models
 
@@ -183,6 +191,26 @@ def column_lineage(model: SqlModel) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(deps_by_column={
         column: [dg.TableColumnDep(asset_key=dg.AssetKey([db, table]), column_name=name) for db, table, name in deps]
         for column, deps in _upstream_columns(model.sql)})
+
+
+@lru_cache(maxsize=256)
+def _column_comments(sql: str) -> tuple[tuple[str, str], ...]:
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    select = tree if isinstance(tree, exp.Select) else next(tree.find_all(exp.Select))
+    return tuple((e.alias_or_name, " ".join(c.strip() for c in e.comments)) for e in select.expressions if e.comments)
+
+
+def column_descriptions(model: SqlModel) -> dict[str, str]:
+    """What each output column means, from the comment that ends its line in the model's final SELECT
+    (`count(*) AS orders_30d,  -- conversion orders in the last 30 days`); analysts read them in the UI."""
+    return dict(_column_comments(model.sql))
+
+
+def described_schema(warehouse: WarehouseResource, conn, model: SqlModel) -> dg.TableSchema:
+    """The table's columns and types as built, each with its description from the model's SQL."""
+    descriptions = column_descriptions(model)
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=descriptions.get(c.name))
+                                   for c in warehouse.column_schema(conn, model.table).columns])
 
 
 def _code_reference(path: Path) -> dg.CodeReferencesMetadataValue:
@@ -237,7 +265,7 @@ def sql_asset(model: SqlModel, dialect: str, partitions_def: dg.PartitionsDefini
             else:
                 warehouse.replace_table(conn, model.table, model.sql)
             rows = warehouse.row_count(conn, model.table)
-            schema = warehouse.column_schema(conn, model.table)
+            schema = described_schema(warehouse, conn, model)
         return dg.MaterializeResult(metadata={
             "dagster/row_count": rows,
             "dagster/table_name": model.table,

@@ -17,7 +17,7 @@ from cdp_assets import settings
 from cdp_assets.audiences.config import AudienceSettings
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
-from cdp_assets.sql_models import SqlModel, SqlModelError, column_lineage, model_metadata
+from cdp_assets.sql_models import SqlModel, SqlModelError, column_lineage, described_schema, model_metadata
 
 MEMBERSHIPS = StateTable(
     "audiences.memberships",
@@ -96,7 +96,7 @@ def audience_asset(model: SqlModel, audience: AudienceSettings, dialect: str) ->
                                            {**params, "p": previous}).one()
             warehouse.run(conn, "INSERT INTO audiences.snapshots VALUES (:a, CAST(:t AS TIMESTAMP), :n, :added, "
                                 ":removed)", {**params, "n": size, "added": int(added), "removed": int(removed)})
-            schema = warehouse.column_schema(conn, model.table)
+            schema = described_schema(warehouse, conn, model)
             warehouse.run(conn, "DROP TABLE _cdp_members")
         return dg.MaterializeResult(
             metadata={"dagster/row_count": size, "dagster/table_name": model.table, "dagster/column_schema": schema,

@@ -5,6 +5,8 @@ WITH ranked AS (
     FROM core.unified_profiles
     WHERE order_count > 0 AND lifetime_value_reporting IS NOT NULL
 )
-SELECT profile_id, lifetime_value_reporting
+SELECT
+    profile_id,  -- the member
+    lifetime_value_reporting  -- their lifetime value in the reporting currency
 FROM ranked
 WHERE value_rank < 0.1

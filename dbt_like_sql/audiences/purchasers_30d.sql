@@ -1,8 +1,8 @@
 -- People with at least one completed, paid or fulfilled order in the last 30 days.
 SELECT
-    r.profile_id,
-    count(*) AS orders_30d,
-    max(o.order_ts) AS last_order_at
+    r.profile_id,  -- the member
+    count(*) AS orders_30d,  -- their conversion orders in the last 30 days
+    max(o.order_ts) AS last_order_at  -- the latest of them
 FROM staging.stg_crm_orders AS o
 JOIN core.record_profiles AS r ON r.record_key = 'order:' || o.order_id
 WHERE o.counts_as_conversion

@@ -25,9 +25,9 @@ ranked AS (
     FROM channels
 )
 SELECT
-    profile_id,
-    channel AS preferred_channel,
-    CAST(orders AS BIGINT) AS preferred_channel_orders,
-    CAST(attributed_orders AS BIGINT) AS attributed_orders
+    profile_id,  -- the person (core.unified_profiles.profile_id)
+    channel AS preferred_channel,  -- GA4 session source / medium most of their attributed orders came through
+    CAST(orders AS BIGINT) AS preferred_channel_orders,  -- their attributed conversion orders through that channel
+    CAST(attributed_orders AS BIGINT) AS attributed_orders  -- their conversion orders GA4 attributed, all channels
 FROM ranked
 WHERE channel_rank = 1

@@ -12,12 +12,12 @@ WITH answers AS (
     CROSS JOIN (VALUES ('marketing'), ('ads_personalization')) AS p (purpose)
 )
 SELECT
-    r.profile_id,
-    a.contact_id,
-    a.purpose,
-    a.granted,
-    'crm:' || a.source_file AS source,
-    a.ts
+    r.profile_id,  -- the person the contact belongs to
+    a.contact_id,  -- the CRM contact that answered
+    a.purpose,  -- marketing (what ad platforms map to) or ads_personalization
+    a.granted,  -- the answer; a blank answer is FALSE, no answer is no row
+    'crm:' || a.source_file AS source,  -- the CRM file the answer came from
+    a.ts  -- when the answer was given (the contact's updated_at)
 FROM answers AS a
 JOIN core.record_profiles AS r ON r.record_key = 'contact:' || a.contact_id
 WHERE a.granted IS NOT NULL

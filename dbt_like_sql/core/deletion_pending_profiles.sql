@@ -1,7 +1,7 @@
 -- Profiles named by an active deletion request that still hold the requested identifier: they are about
 -- to be purged, and until then no audience or destination may include them.
 -- owners: team:privacy
-SELECT DISTINCT i.profile_id
+SELECT DISTINCT i.profile_id  -- a profile to leave out of every audience and destination until purged
 FROM core.profile_identifiers AS i
 JOIN core.deletion_requests AS d
     ON d.status = 'active'

@@ -76,17 +76,33 @@ consent AS (
     FROM core.consent
 )
 SELECT
-    f.profile_id, f.email, f.phone_e164, f.first_name, f.last_name, f.city, f.state, f.postal_code, f.country,
-    r.contact_records, r.order_records, f.first_seen_at, f.last_seen_at,
-    coalesce(t.order_count, 0) AS order_count, t.first_order_at, t.last_order_at,
-    CAST(current_date - CAST(t.last_order_at AS DATE) AS INTEGER) AS days_since_last_order,
-    coalesce(t.lifetime_value, 0) AS lifetime_value, t.lifetime_value_currency,
-    CAST(t.lifetime_value / t.orders_in_lifetime_currency AS DECIMAL(18, 2)) AS average_order_value,
-    t.lifetime_value_reporting,
-    m.recency_score, m.frequency_score, m.monetary_score,
-    CAST(m.recency_score AS VARCHAR) || CAST(m.frequency_score AS VARCHAR) || CAST(m.monetary_score AS VARCHAR) AS rfm_segment,
-    coalesce(cm.granted, FALSE) AS consent_marketing,
-    coalesce(ca.granted, FALSE) AS consent_ads_personalization
+    f.profile_id,  -- the person: stable across runs unless two people merge or one splits (core.profile_merges)
+    f.email,  -- golden-record email, lowercased
+    f.phone_e164,  -- golden-record phone in E.164
+    f.first_name,  -- golden-record first name
+    f.last_name,  -- golden-record last name
+    f.city,  -- golden-record city
+    f.state,  -- golden-record state or region
+    f.postal_code,  -- golden-record postal code
+    f.country,  -- golden-record country, as the CRM wrote it
+    r.contact_records,  -- CRM contacts stitched into the person
+    r.order_records,  -- CRM orders stitched into the person
+    f.first_seen_at,  -- the earliest contact update or order of the person
+    f.last_seen_at,  -- the latest contact update or order of the person
+    coalesce(t.order_count, 0) AS order_count,  -- conversion orders (completed, paid, fulfilled)
+    t.first_order_at,  -- the first conversion order
+    t.last_order_at,  -- the latest conversion order
+    CAST(current_date - CAST(t.last_order_at AS DATE) AS INTEGER) AS days_since_last_order,  -- days since the latest conversion order
+    coalesce(t.lifetime_value, 0) AS lifetime_value,  -- conversion revenue in the latest order's currency
+    t.lifetime_value_currency,  -- the currency of lifetime_value (the latest order's)
+    CAST(t.lifetime_value / t.orders_in_lifetime_currency AS DECIMAL(18, 2)) AS average_order_value,  -- lifetime_value per order in that currency
+    t.lifetime_value_reporting,  -- all conversion revenue in the reporting currency (CDP_REPORTING_CURRENCY)
+    m.recency_score,  -- 1-5 among purchasers, 5 = most recent
+    m.frequency_score,  -- 1-5 among purchasers, 5 = most orders
+    m.monetary_score,  -- 1-5 among purchasers, 5 = most revenue in the reporting currency
+    CAST(m.recency_score AS VARCHAR) || CAST(m.frequency_score AS VARCHAR) || CAST(m.monetary_score AS VARCHAR) AS rfm_segment,  -- the three scores, such as 545
+    coalesce(cm.granted, FALSE) AS consent_marketing,  -- latest marketing answer across the person's contacts; none is FALSE
+    coalesce(ca.granted, FALSE) AS consent_ads_personalization  -- latest ads-personalization answer; none is FALSE
 FROM fields AS f
 JOIN records AS r ON r.profile_id = f.profile_id
 LEFT JOIN traits AS t ON t.profile_id = f.profile_id

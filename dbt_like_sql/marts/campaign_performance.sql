@@ -44,25 +44,25 @@ campaign_days AS (
     SELECT o.date, o.session_source, o.session_medium, o.session_campaign_name FROM orders AS o
 )
 SELECT
-    k.date,
-    k.session_source,
-    k.session_medium,
-    k.session_campaign_name,
-    coalesce(t.sessions, 0) AS sessions,
-    coalesce(t.users, 0) AS users,
-    coalesce(t.engaged_sessions, 0) AS engaged_sessions,
-    coalesce(t.key_events, 0) AS key_events,
-    t.ga_revenue,
-    t.ga_currency,
-    CAST(t.ga_revenue * g.rate_to_reporting AS DECIMAL(18, 2)) AS ga_revenue_reporting,
-    CAST(coalesce(o.crm_orders, 0) AS BIGINT) AS crm_orders,
-    CAST(o.crm_revenue AS DECIMAL(18, 2)) AS crm_revenue,
-    o.crm_currency,
-    CAST(o.crm_revenue_reporting AS DECIMAL(18, 2)) AS crm_revenue_reporting,
-    CAST(coalesce(o.crm_orders_without_rate, 0) AS BIGINT) AS crm_orders_without_rate,
-    (SELECT max(x.reporting_currency) FROM staging.exchange_rates AS x) AS reporting_currency,
-    CAST(coalesce(o.crm_orders, 0) AS DOUBLE) / nullif(t.sessions, 0) AS conversion_rate,
-    CAST(o.crm_revenue_reporting AS DOUBLE) / nullif(t.sessions, 0) AS revenue_per_session
+    k.date,  -- the day: GA4's date for traffic and attributed orders, the order date for unattributed ones
+    k.session_source,  -- last-touch session source, or (unattributed)
+    k.session_medium,  -- last-touch session medium, or (unattributed)
+    k.session_campaign_name,  -- last-touch campaign, or (unattributed)
+    coalesce(t.sessions, 0) AS sessions,  -- GA4 sessions
+    coalesce(t.users, 0) AS users,  -- GA4 users, summed over device and country rows
+    coalesce(t.engaged_sessions, 0) AS engaged_sessions,  -- GA4 engaged sessions
+    coalesce(t.key_events, 0) AS key_events,  -- GA4 key events
+    t.ga_revenue,  -- GA4 purchase revenue in the property's currency
+    t.ga_currency,  -- the property's currency
+    CAST(t.ga_revenue * g.rate_to_reporting AS DECIMAL(18, 2)) AS ga_revenue_reporting,  -- GA4 purchase revenue in the reporting currency
+    CAST(coalesce(o.crm_orders, 0) AS BIGINT) AS crm_orders,  -- CRM conversion orders attributed here
+    CAST(o.crm_revenue AS DECIMAL(18, 2)) AS crm_revenue,  -- their revenue, only when they share one currency
+    o.crm_currency,  -- that currency
+    CAST(o.crm_revenue_reporting AS DECIMAL(18, 2)) AS crm_revenue_reporting,  -- their revenue in the reporting currency
+    CAST(coalesce(o.crm_orders_without_rate, 0) AS BIGINT) AS crm_orders_without_rate,  -- orders the exchange-rate file could not convert
+    (SELECT max(x.reporting_currency) FROM staging.exchange_rates AS x) AS reporting_currency,  -- CDP_REPORTING_CURRENCY
+    CAST(coalesce(o.crm_orders, 0) AS DOUBLE) / nullif(t.sessions, 0) AS conversion_rate,  -- CRM orders per GA4 session
+    CAST(o.crm_revenue_reporting AS DOUBLE) / nullif(t.sessions, 0) AS revenue_per_session  -- CRM revenue in the reporting currency per GA4 session
 FROM campaign_days AS k
 LEFT JOIN traffic AS t
     ON t.date = k.date AND t.session_source = k.session_source AND t.session_medium = k.session_medium

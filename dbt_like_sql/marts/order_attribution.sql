@@ -34,22 +34,22 @@ orders AS (
     JOIN staging.stg_order_values AS v ON v.order_id = o.order_id
 )
 SELECT
-    o.order_id,
-    o.contact_id,
-    o.order_ts,
-    o.order_date,
-    o.status,
-    o.counts_as_conversion,
-    o.value,
-    o.currency,
-    o.value_reporting,
-    o.reporting_currency,
-    g.transaction_id IS NOT NULL AS attributed,
-    g.transaction_date,
-    coalesce(g.session_source, '(unattributed)') AS session_source,
-    coalesce(g.session_medium, '(unattributed)') AS session_medium,
-    coalesce(g.session_campaign_name, '(unattributed)') AS session_campaign_name,
-    g.purchase_revenue AS ga_purchase_revenue,
-    g.currency_code AS ga_currency
+    o.order_id,  -- the staged CRM order
+    o.contact_id,  -- the CRM contact on it, if any
+    o.order_ts,  -- when it was placed (UTC)
+    o.order_date,  -- its date in CDP_TIMEZONE
+    o.status,  -- the CRM status, lowercased
+    o.counts_as_conversion,  -- completed, paid or fulfilled
+    o.value,  -- value in the order's currency
+    o.currency,  -- ISO 4217
+    o.value_reporting,  -- value in the reporting currency; empty without a rate
+    o.reporting_currency,  -- CDP_REPORTING_CURRENCY
+    g.transaction_id IS NOT NULL AS attributed,  -- GA4 has a transaction with this order id
+    g.transaction_date,  -- GA4's date of that transaction
+    coalesce(g.session_source, '(unattributed)') AS session_source,  -- last-touch session source, or (unattributed)
+    coalesce(g.session_medium, '(unattributed)') AS session_medium,  -- last-touch session medium, or (unattributed)
+    coalesce(g.session_campaign_name, '(unattributed)') AS session_campaign_name,  -- last-touch campaign, or (unattributed)
+    g.purchase_revenue AS ga_purchase_revenue,  -- the revenue GA4 recorded for the transaction
+    g.currency_code AS ga_currency  -- the property's currency
 FROM orders AS o
 LEFT JOIN ga4 AS g ON g.transaction_id = o.order_id AND g.touch_rank = 1

@@ -55,9 +55,24 @@ ads AS (
     FROM ranked WHERE ads_rank = 1 AND consent_ads_personalization IS NOT NULL
 )
 SELECT
-    r.contact_id, r.email, r.phone_e164, r.first_name, r.last_name, r.city, r.state, r.postal_code, r.country,
-    r.ga_client_id, m.consent_marketing, m.consent_marketing_at, a.consent_ads_personalization,
-    a.consent_ads_personalization_at, r.updated_at, r.source_file, r.line_number, r.loaded_at
+    r.contact_id,  -- the CRM's id of the contact
+    r.email,  -- trimmed and lowercased
+    r.phone_e164,  -- the phone in E.164, read in the contact's country
+    r.first_name,  -- trimmed; empty is NULL
+    r.last_name,  -- trimmed; empty is NULL
+    r.city,  -- trimmed; empty is NULL
+    r.state,  -- state or region, trimmed
+    r.postal_code,  -- trimmed; empty is NULL
+    r.country,  -- as the CRM wrote it, trimmed
+    r.ga_client_id,  -- the GA4 client id the CRM recorded, if any
+    m.consent_marketing,  -- the latest answer to the marketing purpose; NULL when never asked
+    m.consent_marketing_at,  -- when that answer was given
+    a.consent_ads_personalization,  -- the latest answer to ads personalization; NULL when never asked
+    a.consent_ads_personalization_at,  -- when that answer was given
+    r.updated_at,  -- the contact's last update in the CRM (UTC)
+    r.source_file,  -- the file the winning version came from
+    r.line_number,  -- its line in that file
+    r.loaded_at  -- when that file was loaded
 FROM ranked AS r
 LEFT JOIN marketing AS m ON m.contact_id = r.contact_id
 LEFT JOIN ads AS a ON a.contact_id = r.contact_id

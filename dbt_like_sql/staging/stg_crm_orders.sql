@@ -34,9 +34,26 @@ ranked AS (
     FROM typed
 )
 SELECT
-    order_id, contact_id, email, phone_e164, order_ts, value, currency, status,
-    coalesce(status IN ({{ conversion_statuses }}), FALSE) AS counts_as_conversion, action_source,
-    client_ip, user_agent, fbc, fbp, gclid, ttclid, event_source_url, product_ids, source_file, line_number,
-    loaded_at
+    order_id,  -- the CRM's id of the order
+    contact_id,  -- the CRM contact on the order, if any
+    email,  -- the order's email, trimmed and lowercased
+    phone_e164,  -- the order's phone in E.164
+    order_ts,  -- when it was placed (UTC)
+    value,  -- value in the order's currency
+    currency,  -- ISO 4217, upper case
+    status,  -- the CRM status, lowercased
+    coalesce(status IN ({{ conversion_statuses }}), FALSE) AS counts_as_conversion,  -- a status destinations.yaml counts as a conversion
+    action_source,  -- where it happened: website (the default), physical_store, phone_call, ...
+    client_ip,  -- the buyer's IP address
+    user_agent,  -- the buyer's browser user agent
+    fbc,  -- Meta click id cookie
+    fbp,  -- Meta browser id cookie
+    gclid,  -- Google click id
+    ttclid,  -- TikTok click id
+    event_source_url,  -- the page the purchase happened on
+    product_ids,  -- product ids, separated by |
+    source_file,  -- the file the latest version came from
+    line_number,  -- its line in that file
+    loaded_at  -- when that file was loaded
 FROM ranked
 WHERE version_rank = 1

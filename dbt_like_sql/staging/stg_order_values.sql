@@ -10,10 +10,10 @@ WITH orders AS (
     FROM staging.stg_crm_orders AS o
 )
 SELECT
-    o.order_id,
-    o.order_date,
-    CAST(o.value * r.rate_to_reporting AS DECIMAL(18, 2)) AS value_reporting,
-    (SELECT max(x.reporting_currency) FROM staging.exchange_rates AS x) AS reporting_currency
+    o.order_id,  -- the staged order
+    o.order_date,  -- the order's date in CDP_TIMEZONE
+    CAST(o.value * r.rate_to_reporting AS DECIMAL(18, 2)) AS value_reporting,  -- its value in the reporting currency; empty without a rate
+    (SELECT max(x.reporting_currency) FROM staging.exchange_rates AS x) AS reporting_currency  -- CDP_REPORTING_CURRENCY
 FROM orders AS o
 LEFT JOIN staging.exchange_rates AS r
     ON r.currency = o.currency AND o.order_date >= r.valid_from AND o.order_date < r.valid_to

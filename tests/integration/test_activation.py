@@ -9,9 +9,10 @@ import pytest
 from cdp_assets import definitions, settings
 from cdp_assets.activation.platforms.meta import MetaAudience
 from cdp_assets.activation.transport import RetryPolicy
-from cdp_assets.cli import replay_dead_letters, run_day
+from cdp_assets.cli import replay_dead_letters
 from cdp_assets.definitions import build_definitions
 from cdp_assets.resources.warehouse import WarehouseResource
+from cdp_assets.runs import run_day
 from tests.fakes.ads import FakeAds
 
 FAST = RetryPolicy(attempts=4, base_seconds=0.001, max_seconds=0.01, timeout=(1.0, 1.0))

@@ -73,3 +73,17 @@ def test_a_failed_run_is_posted_to_the_webhook_after_a_retry(failed_run_context,
     posted = json.dumps(received[1])
     assert "breaks: RuntimeError" in received[1]["text"]
     assert "hunter22" not in posted and "jane.doe" not in posted and "tok_abcdef" not in posted
+
+
+def test_a_run_launched_by_the_command_line_is_left_to_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("CDP_ALERT_LOG", str(tmp_path / "failures.jsonl"))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([breaks], instance=instance, raise_on_error=False, tags={"cdp/launched_by": "cli"})
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
+        dagster_run=result.dagster_run).for_run_failure()
+
+    run_failure_alerts(context)
+
+    assert not (tmp_path / "failures.jsonl").exists()

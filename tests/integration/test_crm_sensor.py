@@ -4,13 +4,14 @@ import os
 
 import dagster as dg
 
-from cdp_assets.ingest.crm_sensor import crm_files_sensor
+from cdp_assets.ingest.crm_sensor import LOADERS, SEEN_KEY, crm_files_sensor
 from cdp_assets.ingest.landing import LandingZone
 
 
 def evaluate(landing, cursor=None):
     # No warehouse resource is given: the sensor must not need one.
-    context = dg.build_sensor_context(cursor=cursor, resources={"landing": LandingZone(path=str(landing))})
+    context = dg.build_sensor_context(cursor=cursor, instance=dg.DagsterInstance.ephemeral(),
+                                      resources={"landing": LandingZone(path=str(landing))})
     return crm_files_sensor(context)
 
 
@@ -33,7 +34,7 @@ def test_nothing_new_launches_nothing(tmp_path):
     second = evaluate(tmp_path, first.cursor)
 
     assert (second.run_requests, second.skip_reason.skip_message) == (
-        [], f"no new or changed files in {tmp_path / 'crm'}")
+        [], f"no new or changed files in {tmp_path / 'crm'} that a load has not seen")
 
 
 def test_a_changed_file_launches_a_run_with_a_new_run_key(tmp_path):
@@ -61,3 +62,31 @@ def test_files_that_are_not_data_are_ignored(tmp_path):
 def test_the_sensor_runs_by_default_and_targets_the_ingestion_job():
     assert (crm_files_sensor.default_status, crm_files_sensor.job_name) == (
         dg.DefaultSensorStatus.RUNNING, "crm_ingest_job")
+
+
+def test_files_both_loaders_already_saw_launch_nothing(tmp_path):
+    """A file `cdp-assets run` or the demo just loaded is not loaded again by a sensor run."""
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "crm" / "contacts.csv").write_text("contact_id\n")
+    landing = LandingZone(path=str(tmp_path))
+    instance = dg.DagsterInstance.ephemeral()
+    for key in LOADERS:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key=key, metadata={SEEN_KEY: dg.MetadataValue.json(landing.crm_file_states())}))
+
+    context = dg.build_sensor_context(instance=instance, resources={"landing": landing})
+
+    assert crm_files_sensor(context).run_requests == []
+
+
+def test_a_file_only_one_loader_saw_still_launches_a_run(tmp_path):
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "crm" / "orders.csv").write_text("order_id\n")
+    landing = LandingZone(path=str(tmp_path))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=LOADERS[0], metadata={SEEN_KEY: dg.MetadataValue.json(landing.crm_file_states())}))
+
+    context = dg.build_sensor_context(instance=instance, resources={"landing": landing})
+
+    assert len(crm_files_sensor(context).run_requests) == 1

@@ -90,3 +90,39 @@ def test_every_hand_off_into_core_audiences_and_activation_is_guarded_by_a_block
                         for parent in graph.get(key).parent_keys
                         if graph.get(parent).group_name != graph.get(key).group_name and parent not in guarded})
     assert unguarded == []
+
+
+def test_every_asset_carries_the_warehouse_kind():
+    graph = build_definitions().resolve_asset_graph()
+    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys() if "duckdb" not in graph.get(k).kinds) == []
+
+
+def test_on_duckdb_every_step_shares_the_warehouse_pool_whichever_run_it_is_in():
+    defs = build_definitions()
+    pools = {defs.resolve_assets_def(k).node_def.pool for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert pools == {"warehouse"}
+
+
+def test_on_postgresql_api_steps_keep_their_own_pools(postgres_url):
+    from cdp_assets.resources.warehouse import WarehouseResource
+
+    defs = build_definitions(WarehouseResource(url=postgres_url))
+    pool = {k.to_user_string(): defs.resolve_assets_def(k).node_def.pool
+            for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert (pool["raw/ga4_transactions"], pool["raw/hubspot_extracts"], pool["activation/meta_capi"],
+            pool["core/unified_profiles"]) == ("ga4_api", "hubspot", "meta_capi", "warehouse")
+
+
+def test_partitions_start_on_cdp_start_date(monkeypatch):
+    monkeypatch.setenv("CDP_START_DATE", "2026-11-01")
+    asset = build_definitions().resolve_assets_def(dg.AssetKey(["raw", "ga4_transactions"]))
+    assert asset.partitions_def.get_first_partition_key() == "2026-11-01"
+
+
+def test_every_job_run_carries_the_warehouse_it_writes(tmp_path):
+    from cdp_assets.resources.warehouse import WarehouseResource
+
+    defs = build_definitions(WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}"))
+    tags = {name: defs.resolve_job_def(name).tags.get("cdp/warehouse")
+            for name in ("daily_job", "crm_ingest_job", "retention_job")}
+    assert set(tags.values()) == {f"duckdb:{tmp_path / 'w.duckdb'}"}

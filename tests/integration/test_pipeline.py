@@ -5,9 +5,9 @@ import shutil
 import dagster as dg
 import pytest
 
-from cdp_assets.cli import run_day
 from cdp_assets.definitions import build_definitions
 from cdp_assets.resources.warehouse import WarehouseResource
+from cdp_assets.runs import run_day
 
 # Every table the pipeline writes, with its exact row count for the 300-person sample
 # (seed 42, 30 days ending yesterday). Both warehouses must produce exactly these.

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from cdp_assets.cli import run_day
 from cdp_assets.definitions import build_definitions
 from cdp_assets.ingest.mappings import CONTACT_COLUMNS, ORDER_COLUMNS
+from cdp_assets.runs import run_day
 
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 NOON = f"{DAY.isoformat()}T12:00:00Z"

@@ -105,3 +105,27 @@ def test_an_older_build_refuses_a_table_a_newer_build_migrated(warehouse):
 
     with pytest.raises(RuntimeError, match="schema version 3, newer than this build"), warehouse.begin() as conn:
         older.ensure(warehouse, conn)
+
+
+def test_a_run_against_another_warehouse_than_the_instances_is_refused_and_the_first_is_tagged(tmp_path):
+    import dagster as dg
+
+    from cdp_assets.resources.warehouse import WarehouseResource
+
+    first = WarehouseResource(url=f"duckdb:///{tmp_path / 'first.duckdb'}")
+    other = WarehouseResource(url=f"duckdb:///{tmp_path / 'other.duckdb'}")
+
+    @dg.asset
+    def touches(warehouse: WarehouseResource) -> None:
+        with warehouse.begin():
+            pass
+
+    instance = dg.DagsterInstance.ephemeral()
+    ok = dg.materialize([touches], instance=instance, resources={"warehouse": first})
+    refused = dg.materialize([touches], instance=instance, resources={"warehouse": other}, raise_on_error=False)
+
+    assert instance.get_run_by_id(ok.run_id).tags["cdp/warehouse"] == f"duckdb:{tmp_path / 'first.duckdb'}"
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE)
+    assert "this Dagster instance already holds runs of another warehouse" in str(failure.event_specific_data.error)
+    assert not (tmp_path / "other.duckdb").exists()

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlglot
 
-from cdp_assets.sql_models import SqlModelError, column_lineage, load_models, parse_model
+from cdp_assets.sql_models import SqlModelError, column_descriptions, column_lineage, load_models, parse_model
 
 RAW = {dg.AssetKey(["raw", "orders"]), dg.AssetKey(["raw", "contacts"])}
 
@@ -118,3 +119,25 @@ def test_the_shipped_models_load_with_their_python_sources():
 
     assert {"staging/stg_crm_contacts", "staging/stg_crm_orders", "core/unified_profiles", "core/consent",
             "core/conversions", "audiences/purchasers_30d"} <= keys
+
+
+def test_a_columns_description_is_the_comment_ending_its_line_in_the_final_select(tmp_path):
+    path = tmp_path / "marts" / "described.sql"
+    path.parent.mkdir()
+    path.write_text("-- Described.\nWITH x AS (SELECT a FROM staging.s)  -- not a column of the model\n"
+                    "SELECT\n    a,  -- the first\n    count(*) AS n,  -- how many\n    max(b) AS top\nFROM x\n")
+
+    assert column_descriptions(parse_model(tmp_path, path)) == {"a": "the first", "n": "how many"}
+
+
+def test_every_shipped_model_describes_every_column():
+    from cdp_assets.sql_models import SQL_ROOT
+
+    models = load_models(SQL_ROOT, external=[dg.AssetKey(["raw", t]) for t in (
+        "crm_contacts", "crm_orders", "ga4_daily_traffic", "ga4_transactions")] + [
+        dg.AssetKey(["core", t]) for t in ("record_profiles", "profile_identifiers", "deletion_requests",
+                                           "suppressions")] + [dg.AssetKey(["staging", "exchange_rates"])])
+    undescribed = {m.key.to_user_string(): sorted(set(sqlglot.parse_one(m.sql, read="duckdb").named_selects)
+                                                  - set(column_descriptions(m)))
+                   for m in models}
+    assert {k: v for k, v in undescribed.items() if v} == {}
