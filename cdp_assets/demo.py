@@ -93,7 +93,8 @@ def prepare_home(day_first: str) -> dict[str, str]:
     (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
     environment = {"DAGSTER_HOME": str(home), "CDP_WAREHOUSE_URL": f"duckdb:///{home / 'warehouse.duckdb'}",
                    "CDP_LANDING_DIR": str(home / "landing"), "CDP_START_DATE": day_first,
-                   "CDP_EGRESS_MODE": "dry_run", "GA4_PROPERTY_ID": "", "HUBSPOT_ACCESS_TOKEN": ""}
+                   "CDP_EGRESS_MODE": "dry_run", "GA4_PROPERTY_ID": "", "HUBSPOT_ACCESS_TOKEN": "",
+                   "CDP_ALERT_LOG": str(home / "alerts" / "run_failures.jsonl"), "CDP_ALERT_WEBHOOK_URL": ""}
     (home / "demo.env").write_text("".join(f"{k}={v}\n" for k, v in environment.items()), encoding="utf-8")
     return environment
 

@@ -45,7 +45,9 @@ def fake(monkeypatch, audience_ids):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, sample_landing):
-    """A DuckDB warehouse after one dry-run day, and the instance holding its gate results."""
+    """A DuckDB warehouse after one dry-run day (kept pristine beside it), and the instance holding its gate results.
+
+    Each test works on a copy put back at the warehouse's own path: one instance serves one warehouse."""
     path = tmp_path_factory.mktemp("prepared") / "warehouse.duckdb"
     instance = dg.DagsterInstance.ephemeral()
     with pytest.MonkeyPatch.context() as patch:
@@ -53,14 +55,15 @@ def prepared(tmp_path_factory, sample_landing):
         outcome = run_day(build_definitions(WarehouseResource(url=f"duckdb:///{path}"), str(sample_landing)),
                           settings.yesterday(), instance, "WARNING")
     assert outcome.ok
+    shutil.copy(path, path.with_name("pristine.duckdb"))
     return path, instance
 
 
 @pytest.fixture
-def copy(prepared, tmp_path) -> tuple[WarehouseResource, dg.DagsterInstance]:
+def copy(prepared) -> tuple[WarehouseResource, dg.DagsterInstance]:
     path, instance = prepared
-    shutil.copy(path, tmp_path / "warehouse.duckdb")
-    return WarehouseResource(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}"), instance
+    shutil.copy(path.with_name("pristine.duckdb"), path)
+    return WarehouseResource(url=f"duckdb:///{path}"), instance
 
 
 def egress(warehouse, sample_landing, instance, day, names=ALL_EGRESS):

@@ -219,3 +219,28 @@ def test_a_failed_cli_run_is_recorded_in_the_alert_log(project, run_day_key, cap
     record = json.loads(lines[0])
     assert (len(lines), record["job"], record["partition"]) == (1, "daily_job", run_day_key.isoformat())
     assert sorted(f["step"] for f in record["failed_steps"]) == ["raw__ga4_daily_traffic", "raw__ga4_transactions"]
+
+
+def test_the_demo_works_in_its_own_folder_and_never_touches_the_configured_data(tmp_path, monkeypatch, capsys):
+    real_landing = tmp_path / "real" / "landing"
+    (real_landing / "crm").mkdir(parents=True)
+    (real_landing / "crm" / "contacts.csv").write_text("contact_id,email\nREAL1,real@example.com\n")
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CDP_WAREHOUSE_URL", f"duckdb:///{tmp_path / 'real' / 'warehouse.duckdb'}")
+    monkeypatch.setenv("CDP_LANDING_DIR", str(real_landing))
+    monkeypatch.setenv("GA4_PROPERTY_ID", "123456")  # the demo must not call a real property either
+    monkeypatch.setenv("CDP_EGRESS_MODE", "live")
+
+    code = main(["demo", "--people", "40", "--days", "2"])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert (real_landing / "crm" / "contacts.csv").read_text() == "contact_id,email\nREAL1,real@example.com\n"
+    assert sorted(p.name for p in (real_landing / "crm").iterdir()) == ["contacts.csv"]
+    assert not (tmp_path / "real" / "warehouse.duckdb").exists()
+    assert not (tmp_path / ".dagster").exists()
+    demo = tmp_path / "data" / "demo"
+    assert (demo / "warehouse.duckdb").is_file() and (demo / "landing" / "crm" / "contacts.csv").is_file()
+    assert "CDP_EGRESS_MODE=dry_run\n" in (demo / "demo.env").read_text()
+    assert "destination meta_capi:" in out and "dry run" in out

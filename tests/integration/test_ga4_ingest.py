@@ -317,3 +317,26 @@ def test_a_metric_value_that_is_not_a_number_fails_the_run_naming_the_column(war
         failure.step_failure_data.user_failure_data.description)
     with warehouse.begin() as conn:
         assert not warehouse.table_exists(conn, "raw.ga4_daily_traffic")
+
+
+def test_the_schedules_runs_deliver_the_days_conversions_through_a_ga4_outage(warehouse, sample_landing,
+                                                                              run_day_key):
+    with loaded_fake(FakeGA4(), run_day_key, run_day_key) as fake:
+        fake.refuse = 403
+        defs = definitions(warehouse, fake, sample_landing)
+        tick = datetime.combine(run_day_key + timedelta(days=1), datetime.min.time(), UTC).replace(hour=6)
+        context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
+        instance = dg.DagsterInstance.ephemeral()
+        results = {request.tags["cdp/stage"]: defs.resolve_job_def("daily_job").execute_in_process(
+            asset_selection=request.asset_selection, partition_key=request.partition_key, tags=request.tags,
+            instance=instance, raise_on_error=False)
+            for request in defs.get_schedule_def("daily_job_schedule").evaluate_tick(context).run_requests}
+
+    assert {stage: r.success for stage, r in results.items()} == {
+        "ga4_restatement": False, "sources": False, "transform": True}
+    failed = {e.step_key for e in results["sources"].all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE}
+    assert failed == {"raw__ga4_daily_traffic", "raw__ga4_transactions"}
+    with warehouse.begin() as conn:
+        assert {d for (d,) in warehouse.run(conn, "SELECT DISTINCT destination FROM activation.egress_requests")} == {
+            "google_ads_conversions", "google_customer_match", "meta_capi", "meta_custom_audiences",
+            "pinterest_conversions", "tiktok_events"}

@@ -9,7 +9,7 @@ import pytest
 
 from cdp_assets.ingest.crm_entities import CONTACTS, ORDERS
 from cdp_assets.ingest.crm_files import crm_file_asset
-from cdp_assets.ingest.hubspot import hubspot_extracts, write_jsonl_gz
+from cdp_assets.ingest.hubspot import hubspot_asset, write_jsonl_gz
 from cdp_assets.ingest.landing import LandingZone
 from cdp_assets.ingest.mappings import load_mappings
 from cdp_assets.resources.hubspot import HubSpotError, HubSpotResource
@@ -31,6 +31,7 @@ def client(fake, **settings) -> HubSpotResource:
 
 def pull_and_load(warehouse, fake, landing, **settings):
     mappings = load_mappings()
+    hubspot_extracts = hubspot_asset(warehouse.dialect)
     assets = [hubspot_extracts, *(crm_file_asset(entity, warehouse.dialect, mappings, deps=(hubspot_extracts.key,))
                                   for entity in (CONTACTS, ORDERS))]
     return dg.materialize(assets, resources={"warehouse": warehouse, "hubspot": client(fake, **settings),
@@ -166,11 +167,12 @@ def test_landed_files_hold_canonical_columns_and_no_token(warehouse, fake, tmp_p
 
 
 def test_without_a_token_nothing_is_pulled_and_the_metadata_says_so(warehouse, tmp_path):
-    result = dg.materialize([hubspot_extracts], resources={
+    result = dg.materialize([hubspot_asset(warehouse.dialect)], resources={
         "warehouse": warehouse, "hubspot": HubSpotResource(), "landing": LandingZone(path=str(tmp_path))})
 
     metadata = result.asset_materializations_for_node("raw__hubspot_extracts")[0].metadata
-    assert metadata["source"].value == "not configured (HUBSPOT_ACCESS_TOKEN is unset)"
+    assert metadata["source"].value == ("not configured: set HUBSPOT_ACCESS_TOKEN (a private app token with the CRM "
+                                        "contacts and deals read scopes)")
 
 
 def window():
