@@ -214,7 +214,7 @@ def ga4_report_asset(report: Ga4Report, partitions_def: dg.PartitionsDefinition,
 
         def save(days: list[date]) -> list[DayResult]:
             try:
-                return save_days(warehouse, report, fetch, days, (start, end), property_id, context.run_id)
+                return save_days(warehouse, report, fetch, days, (start, end), property_id, context.run.run_id)
             except ValueError as error:  # a value that is not its column's type, or the report's columns changed
                 raise dg.Failure(str(error)) from None
 
