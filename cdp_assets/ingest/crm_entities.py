@@ -70,13 +70,14 @@ class CrmEntity:
         )
 
     def raw_select(self) -> tuple[str, str]:
-        """(target columns, select list) moving accepted rows from the checked table into raw."""
-        columns = [*self.text_columns, "extra", *self.typed_columns, "_line_number"]
-        return ", ".join([*columns, "_source", "_file_sha256", "_loaded_at"]), ", ".join(columns)
+        """(target columns, select list) moving accepted rows from the checked rows into raw."""
+        columns = ", ".join([*self.text_columns, "extra", *self.typed_columns, "_line_number"])
+        return columns, columns
 
     def quarantine_select(self) -> tuple[str, str]:
+        """(target columns, select list) moving rejected rows from the checked rows into quarantine."""
         columns = [*self.text_columns, "extra"]
-        return (", ".join([*columns, "line_number", "reason", "source_file", "file_sha256", "quarantined_at"]),
+        return (", ".join([*columns, "line_number", "reason"]),
                 ", ".join([*columns, "_line_number AS line_number", "reason"]))
 
 

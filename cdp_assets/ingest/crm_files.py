@@ -76,7 +76,8 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
                 unreadable.append(str(error))
                 continue
             context.log.info(f"{path.name} (mapping {mapping.name}): {counts.loaded} rows loaded, "
-                             f"{counts.quarantined} quarantined, {counts.exact_duplicates} exact duplicates")
+                             f"{counts.quarantined} quarantined ({counts.malformed} of them malformed lines), "
+                             f"{counts.exact_duplicates} exact duplicates")
             if counts.extra_columns:
                 extras[path.name] = counts.extra_columns
             done.add(sha)
@@ -94,6 +95,7 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
                 "rows_read": totals.read,
                 "rows_loaded": totals.loaded,
                 "rows_quarantined": totals.quarantined,
+                "rows_malformed": totals.malformed,
                 "rows_exact_duplicates": totals.exact_duplicates,
                 "phones_parsed": totals.phones_parsed,
                 "rows_purged_for_deletion_requests": purged,

@@ -3,7 +3,8 @@
 DuckDB reads and checks the file itself, in parallel (the warehouse connection on a DuckDB warehouse, a
 local DuckDB otherwise), so no row passes through pandas. The file's phones are read with phonenumbers
 once per distinct (value, country) never seen before. Rows sharing a key with other values in one file are
-quarantined together; exact duplicate rows are counted and kept (staging keeps one).
+quarantined together; exact duplicate rows are counted and kept (staging keeps one). Lines the reader could not
+split into the header's fields are quarantined with their line number and reason only (`lines.py`).
 """
 
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ from sqlalchemy.engine import Connection
 
 from cdp_assets.ingest.crm_entities import CrmEntity
 from cdp_assets.ingest.files import FileSource, open_source, scrub_error
+from cdp_assets.ingest.lines import SKIPPED, numbered_sql
 from cdp_assets.ingest.mappings import Mapping
 from cdp_assets.ingest.phones import PHONE_NUMBERS, country_key, distinct_pairs_sql, new_pairs, parse_phones
-from cdp_assets.ingest.validation import checked_sql, line_number_sql, prepare
+from cdp_assets.ingest.validation import checked_sql, prepare
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
 
@@ -36,13 +38,14 @@ CONFLICTS, FINAL = "_cdp_conflicts", "_cdp_final"
 class FileLoad:
     read: int = 0
     loaded: int = 0
-    quarantined: int = 0
+    quarantined: int = 0  # whole rows, the malformed lines among them
+    malformed: int = 0  # lines whose fields could not be read, quarantined without their content
     exact_duplicates: int = 0
     phones_parsed: int = 0
     extra_columns: list[str] = field(default_factory=list)
 
     def add(self, other: "FileLoad") -> None:
-        for name in ("read", "loaded", "quarantined", "exact_duplicates", "phones_parsed"):
+        for name in ("read", "loaded", "quarantined", "malformed", "exact_duplicates", "phones_parsed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -53,7 +56,8 @@ def run_duckdb(engine: duckdb.DuckDBPyConnection, sql: str, params: list | None 
 
 def _check_file(engine: duckdb.DuckDBPyConnection, entity: CrmEntity, mapping: Mapping, path: Path,
                 now: datetime) -> FileSource:
-    """Read the file and run the SQL checks into the temporary table `_cdp_checked`, in file order.
+    """Read the file and run the SQL checks into the temporary table `_cdp_checked`, in file order, and list the
+    lines that are not rows in `_cdp_skipped`.
 
     Each row also gets `_fp`, a hash of all its values, so duplicates and conflicts are found by grouping.
     """
@@ -64,6 +68,7 @@ def _check_file(engine: duckdb.DuckDBPyConnection, entity: CrmEntity, mapping: M
     try:
         run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {CHECKED} AS "
                            f"SELECT *, hash({fingerprint}) AS _fp FROM ({query}) AS checked")
+        run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {SKIPPED} AS {source.skipped}")
     except duckdb.Error as error:
         raise scrub_error(path, error) from None
     run_duckdb(engine, f"CREATE OR REPLACE TEMP TABLE {PAIRS} AS "
@@ -120,37 +125,43 @@ def _finish_checks(engine: duckdb.DuckDBPyConnection, entity: CrmEntity, first_l
     same_key = " AND ".join(f"k.k{i} = {expression}" for i, expression in enumerate(entity.key_sql("c")))
     run_duckdb(engine, f"""
         CREATE OR REPLACE TEMP VIEW {FINAL} AS
-        SELECT c.* EXCLUDE (reason, _fp), {line_number_sql(CHECKED, first_line, "c.rowid")} AS _line_number,
-               p.e164 AS _phone_e164,
+        SELECT c.* EXCLUDE (reason, _fp), p.e164 AS _phone_e164,
                nullif(concat_ws('; ', c.reason, p.reason,
                                 CASE WHEN k.k0 IS NOT NULL THEN '{entity.conflict_reason}' END), '') AS reason
-        FROM {CHECKED} AS c
+        FROM ({numbered_sql(CHECKED, first_line)}) AS c
         LEFT JOIN {PARSES} AS p ON p.phone_raw = trim(c.phone) AND p.country_raw = {country}
         LEFT JOIN {CONFLICTS} AS k ON {same_key}""")
     [(duplicates,)] = run_duckdb(engine, f"SELECT count(*) - count(DISTINCT _fp) FROM {CHECKED}")
     return int(duplicates)
 
 
+def _move(warehouse: WarehouseResource, conn: Connection, engine: duckdb.DuckDBPyConnection, table: str,
+          target: str, query: str, constants: dict[str, object]) -> int:
+    """Insert the rows of a DuckDB query into a warehouse table, with `constants` in the last columns."""
+    if warehouse.dialect == "duckdb":
+        [(count,)] = run_duckdb(engine, f"INSERT INTO {table} ({target}, {', '.join(constants)}) "
+                                        f"SELECT *, ?, ?, ? FROM ({query}) AS moved", list(constants.values()))
+    else:
+        [(count,)] = run_duckdb(engine, f"SELECT count(*) FROM ({query}) AS moved")
+        warehouse.append_arrow(conn, table, engine.sql(query).to_arrow_reader(), constants)
+    return int(count)
+
+
 def _move_checked(warehouse: WarehouseResource, conn: Connection, engine: duckdb.DuckDBPyConnection,
-                  entity: CrmEntity, stamp: dict[str, object]) -> tuple[int, int]:
-    """Accepted rows into raw, rejected rows into quarantine; returns how many went to each."""
+                  entity: CrmEntity, stamp: dict[str, object]) -> tuple[int, int, int]:
+    """Accepted rows into raw, rejected rows and malformed lines into quarantine; returns (loaded, quarantined,
+    malformed), the malformed lines counted among the quarantined."""
     raw_columns, raw_select = entity.raw_select()
     quarantine_columns, quarantine_select = entity.quarantine_select()
-    moves = [(entity.raw_table.name, raw_columns, raw_select, "reason IS NULL",
-              {"_source": stamp["source"], "_file_sha256": stamp["sha"], "_loaded_at": stamp["at"]}),
-             (entity.quarantine_table.name, quarantine_columns, quarantine_select, "reason IS NOT NULL",
-              {"source_file": stamp["source"], "file_sha256": stamp["sha"], "quarantined_at": stamp["at"]})]
-    moved = []
-    for table, target, select, where, constants in moves:
-        if warehouse.dialect == "duckdb":
-            [(count,)] = run_duckdb(engine, f"INSERT INTO {table} ({target}) SELECT {select}, ?, ?, ? FROM {FINAL} "
-                                      f"WHERE {where}", list(constants.values()))
-        else:
-            [(count,)] = run_duckdb(engine, f"SELECT count(*) FROM {FINAL} WHERE {where}")
-            rows = engine.sql(f"SELECT {select} FROM {FINAL} WHERE {where}").to_arrow_reader()
-            warehouse.append_arrow(conn, table, rows, constants)
-        moved.append(int(count))
-    return moved[0], moved[1]
+    kept = {"_source": stamp["source"], "_file_sha256": stamp["sha"], "_loaded_at": stamp["at"]}
+    rejected = {"source_file": stamp["source"], "file_sha256": stamp["sha"], "quarantined_at": stamp["at"]}
+    loaded = _move(warehouse, conn, engine, entity.raw_table.name, raw_columns,
+                   f"SELECT {raw_select} FROM {FINAL} WHERE reason IS NULL", kept)
+    quarantined = _move(warehouse, conn, engine, entity.quarantine_table.name, quarantine_columns,
+                        f"SELECT {quarantine_select} FROM {FINAL} WHERE reason IS NOT NULL", rejected)
+    malformed = _move(warehouse, conn, engine, entity.quarantine_table.name, "line_number, reason",
+                      f"SELECT line_number, reason FROM {SKIPPED} WHERE reason IS NOT NULL", rejected)
+    return loaded, quarantined + malformed, malformed
 
 
 def load_file(warehouse: WarehouseResource, entity: CrmEntity, mapping: Mapping, path: Path, sha: str,
@@ -164,14 +175,14 @@ def load_file(warehouse: WarehouseResource, entity: CrmEntity, mapping: Mapping,
             source = _check_file(engine, entity, mapping, path, now)
             phones = _read_phones(warehouse, conn, engine, stamp["at"])
             duplicates = _finish_checks(engine, entity, source.first_line)
-            loaded, quarantined = _move_checked(warehouse, conn, engine, entity, stamp)
+            loaded, quarantined, malformed = _move_checked(warehouse, conn, engine, entity, stamp)
             run_duckdb(engine, f"DROP VIEW {FINAL}")
-            for table in (CONFLICTS, PARSES, PAIRS, CHECKED, *([CACHED] if local else [])):
+            for table in (CONFLICTS, PARSES, PAIRS, CHECKED, SKIPPED, *source.temporary, *([CACHED] if local else [])):
                 run_duckdb(engine, f"DROP TABLE {table}")
         finally:
             if local:
                 engine.close()
-        result = FileLoad(loaded + quarantined, loaded, quarantined, duplicates, phones, source.extras)
+        result = FileLoad(loaded + quarantined, loaded, quarantined, malformed, duplicates, phones, source.extras)
         warehouse.run(
             conn,
             "INSERT INTO raw.crm_file_ledger VALUES (:entity, :name, :sha, :read, :loaded, :quarantined, :at)",

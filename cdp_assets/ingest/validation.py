@@ -14,6 +14,8 @@ import duckdb
 import pyarrow as pa
 import pycountry
 
+from cdp_assets.ingest.lines import NO_LINES, SKIPPED, numbered_sql
+
 # ISO 8601 in any of its forms is read by a cast (an offset or Z is converted to UTC; none means UTC);
 # the US forms CRMs also export are tried after it, for the rows the cast could not read.
 US_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
@@ -112,19 +114,11 @@ def checked_sql(source: str, columns: list[str], typed: dict[str, str], rules: l
         FROM (SELECT {", ".join(columns)}, {typed_columns} FROM {source}) AS typed"""
 
 
-def line_number_sql(table: str, first_line: int, rowid: str = "rowid") -> str:
-    """A row's line in its file, for a table filled in file order (DuckDB keeps insertion order).
-
-    Rows not yet committed have their rowids offset, hence the minimum.
-    """
-    return f"{rowid} - (SELECT min(rowid) FROM {table}) + {first_line}"
-
-
 def check_table(data: pa.Table, typed: dict[str, str], rules: list[Rule], first_line: int = 2) -> pa.Table:
     """Run the checks on rows already in memory (what the loader does to a file); for tests and tools."""
     with duckdb.connect() as conn:
         prepare(conn)
         conn.register("rows_in", data)
         conn.execute(f"CREATE TABLE checked AS {checked_sql('rows_in', data.schema.names, typed, rules)}").fetchall()
-        return conn.sql(f"SELECT *, {line_number_sql('checked', first_line)} AS _line_number FROM checked "
-                        "ORDER BY rowid").to_arrow_table()
+        conn.execute(f"CREATE TEMP TABLE {SKIPPED} AS {NO_LINES}").fetchall()
+        return conn.sql(f"{numbered_sql('checked', first_line)} ORDER BY _line_number").to_arrow_table()
