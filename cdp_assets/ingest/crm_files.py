@@ -15,7 +15,7 @@ from cdp_assets.ingest.crm_entities import CrmEntity
 from cdp_assets.ingest.crm_load import LEDGER, FileLoad, load_file
 from cdp_assets.ingest.files import FileFormatError, file_sha256
 from cdp_assets.ingest.landing import LandingZone
-from cdp_assets.ingest.mappings import Mapping, mapping_for
+from cdp_assets.ingest.mappings import DATA_SUFFIXES, Mapping, mapping_for
 from cdp_assets.ingest.phones import PHONE_NUMBERS
 from cdp_assets.privacy.deletions import purge_deleted_people
 from cdp_assets.privacy.requests import is_privacy_file
@@ -37,7 +37,8 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
     asset_key = ["raw", f"crm_{entity.name}"]
     readable = dg.AssetCheckSpec(
         f"crm_{entity.name}_files_are_readable", asset=asset_key,
-        description="Every landed file could be read and has the columns its mapping requires.")
+        description="Every landed file could be read and has the columns its mapping requires. A failure does not "
+                    "hold back the other files, but fails the run so the file is fixed.")
     known_columns = dg.AssetCheckSpec(
         f"crm_{entity.name}_files_have_only_mapped_columns", asset=asset_key,
         description="No landed file carries columns its mapping does not use (they are kept in `extra`).")
@@ -61,6 +62,10 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
         unmapped = [p.name for p in files if mapping_for(mappings, p.name) is None and not is_privacy_file(p.name)]
         for name in unmapped:
             context.log.warning(f"{name}: no mapping in crm_mappings.yaml matches this file name; not loaded")
+        unsupported = [p.name for p in landing.unsupported_files()]
+        for name in unsupported:
+            context.log.warning(f"{name}: not a file type the loader reads; not loaded. Export it as one of "
+                                f"{', '.join(DATA_SUFFIXES)}")
         mine = [(p, m) for p in files if (m := mapping_for(mappings, p.name)) and m.entity == entity.name]
         if not mine:
             context.log.warning(f"no {entity.name} files in {landing.crm_dir}")
@@ -103,10 +108,11 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
                 "files_skipped_already_loaded": len(skipped),
                 "files_unreadable": len(unreadable),
                 "files_without_mapping": len(unmapped),
+                "files_unsupported_type": len(unsupported),
             },
             check_results=[
                 dg.AssetCheckResult(check_name=readable.name, passed=not unreadable,
-                                    severity=dg.AssetCheckSeverity.WARN,
+                                    severity=dg.AssetCheckSeverity.ERROR,
                                     metadata={"unreadable_files": dg.MetadataValue.json(unreadable)}),
                 dg.AssetCheckResult(check_name=known_columns.name, passed=not extras,
                                     severity=dg.AssetCheckSeverity.WARN,

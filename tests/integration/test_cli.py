@@ -87,15 +87,16 @@ def test_generate_writes_the_same_files_for_the_same_seed(tmp_path):
         assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes()
 
 
-def test_an_unreadable_file_is_reported_as_a_warning_not_a_pass(project, run_day_key, capsys):
+def test_an_unreadable_file_fails_the_run_while_the_other_files_flow(project, run_day_key, capsys):
     (project / "landing" / "crm" / "contacts_broken.csv").write_text("contact_id,email\nC1,a@b.com\n")
 
     code = main(["run", "--date", run_day_key.isoformat()])
 
     out = capsys.readouterr().out
-    assert code == 0
-    assert "checks: 52 passed, 0 failed, 7 warnings" in out
-    assert "warning: raw/crm_contacts:crm_contacts_files_are_readable" in out
+    assert code == 1
+    assert "checks: 52 passed, 1 failed, 6 warnings" in out
+    assert "failed check: raw/crm_contacts:crm_contacts_files_are_readable" in out
+    assert "failed step" not in out and "skipped because" not in out
 
 
 def test_ga4_backfill_runs_one_recorded_run_per_week(project, run_day_key, capsys):

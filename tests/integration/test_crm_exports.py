@@ -193,6 +193,16 @@ def test_a_file_no_mapping_matches_is_named_and_not_loaded(warehouse, tmp_path):
     assert rows(warehouse, "SELECT count(*) FROM raw.crm_file_ledger") == [(0,)]
 
 
+def test_a_file_of_a_type_no_reader_accepts_is_counted_not_ignored(warehouse, tmp_path):
+    drop(tmp_path, "contacts_export.txt", f"{HEADER}\nC1,ann@example.com,,,,,,,,,yes,2026-11-01\n")
+    drop(tmp_path, ".DS_Store", b"\x00")
+
+    result = stage(warehouse, tmp_path)
+
+    [materialization] = result.asset_materializations_for_node("raw__crm_contacts")
+    assert materialization.metadata["files_unsupported_type"].value == 1
+
+
 def test_overlapping_exports_never_duplicate_a_contact_or_an_order(warehouse, tmp_path):
     order_header = ["order_id", "contact_id", "email", "phone", "order_ts", "value", "currency", "status",
                     "action_source", "client_ip", "user_agent", "fbc", "fbp", "gclid", "ttclid", "event_source_url",

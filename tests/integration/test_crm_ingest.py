@@ -93,7 +93,7 @@ def test_a_file_missing_columns_is_named_and_the_others_still_load(warehouse, tm
     result = load(warehouse, tmp_path)
 
     check = readable_check(result)
-    assert not check.passed
+    assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.ERROR)
     assert check.metadata["unreadable_files"].value == [
         "contacts_b.csv: missing required columns phone, first_name, last_name, city, state, "
         "postal_code, country, ga_client_id, consent_marketing, updated_at"]
