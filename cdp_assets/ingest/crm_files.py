@@ -1,4 +1,4 @@
-"""CRM file drops (`CDP_LANDING_DIR/crm/`) loaded into `raw`, with rejected rows in `quarantine`.
+"""CRM file drops (`CDP_LANDING_DIR/crm/`) loaded into `raw`, with rejected rows and dropped fields in `quarantine`.
 
 Each file is read with the first mapping of `crm_mappings.yaml` that matches its name, and loaded once:
 a ledger keyed on the file's SHA-256 skips files already loaded, and a file whose content changed is
@@ -25,8 +25,8 @@ from cdp_assets.resources.warehouse import WarehouseResource
 def _ensure_tables(warehouse: WarehouseResource, entity: CrmEntity) -> set[str]:
     """Create or migrate the entity's tables; returns the hashes of the files already loaded."""
     with warehouse.begin() as conn:
-        # The phone cache first: migrating raw reads it.
-        for table in (LEDGER, PHONE_NUMBERS, entity.raw_table, entity.quarantine_table):
+        # The phone cache first: migrating raw and quarantine reads it.
+        for table in (LEDGER, PHONE_NUMBERS, entity.raw_table, entity.quarantine_table, entity.fields_table):
             table.ensure(warehouse, conn)
         return {r[0] for r in warehouse.run(
             conn, "SELECT file_sha256 FROM raw.crm_file_ledger WHERE entity = :e", {"e": entity.name})}
@@ -82,7 +82,7 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
                 continue
             context.log.info(f"{path.name} (mapping {mapping.name}): {counts.loaded} rows loaded, "
                              f"{counts.quarantined} quarantined ({counts.malformed} of them malformed lines), "
-                             f"{counts.exact_duplicates} exact duplicates")
+                             f"{counts.fields_quarantined} fields dropped, {counts.exact_duplicates} exact duplicates")
             if counts.extra_columns:
                 extras[path.name] = counts.extra_columns
             done.add(sha)
@@ -101,6 +101,7 @@ def crm_file_asset(entity: CrmEntity, dialect: str, mappings: list[Mapping],
                 "rows_loaded": totals.loaded,
                 "rows_quarantined": totals.quarantined,
                 "rows_malformed": totals.malformed,
+                "fields_quarantined": totals.fields_quarantined,
                 "rows_exact_duplicates": totals.exact_duplicates,
                 "phones_parsed": totals.phones_parsed,
                 "rows_purged_for_deletion_requests": purged,
