@@ -210,7 +210,7 @@ def test_a_customer_match_job_is_run_and_its_outcome_read_by_the_next_run(copy, 
 
     metadata = again.asset_materializations_for_node("activation__google_customer_match")[0].metadata
     assert metadata["job_status_success"].value == 2
-    assert len(fake.audiences["purchasers_30d-google_customer_match"]) == 100
+    assert len(fake.audiences["purchasers_30d-google_customer_match"]) == 104
 
 
 def test_live_without_credentials_skips_the_destination_with_a_warning(copy, sample_landing, run_day_key, fake,
