@@ -90,8 +90,9 @@ def json_lines_sql(path: Path, encoding: str) -> list[str]:
             f"delim = '\x01', quote = '', escape = '', encoding = {literal(encoding)}, "
             # The default NULL text keeps a blank line as a row (NULL), so the positions stay the file's lines.
             f"{keep_going_options(None)})")
+    # json_type fails on text that is not JSON: it only sees what json_valid accepted.
     kind = ("CASE WHEN coalesce(regexp_full_match(line, '\\s*'), TRUE) THEN 'blank' "
-            "WHEN json_valid(line) AND json_type(line) = 'OBJECT' THEN 'object' END")
+            "WHEN NOT json_valid(line) THEN NULL WHEN json_type(line) = 'OBJECT' THEN 'object' END")
     return [
         f"CREATE OR REPLACE TEMP TABLE {JSON_LINES} AS SELECT line FROM {read}",
         f"CREATE OR REPLACE TEMP TABLE {JSON_SKIPPED} AS {rejected_lines_sql(None, encoding)}",
@@ -115,4 +116,4 @@ def json_rows_sql(keys: list[str]) -> str:
     """A FROM-clause item of the JSON objects with each key's value as text (nested values as JSON)."""
     pointer = {k: "/" + k.replace("~", "~0").replace("/", "~1") for k in keys}
     values = ", ".join(f"json_extract_string(line, {literal(pointer[k])}) AS {quote_name(k)}" for k in keys)
-    return f"(SELECT {values} FROM {JSON_NUMBERED} WHERE kind = 'object' ORDER BY _line_number) AS _cdp_file"
+    return f"(SELECT {values} FROM {JSON_NUMBERED} WHERE kind = 'object') AS _cdp_file"
