@@ -167,7 +167,7 @@ def _fields_sql(entity: CrmEntity, fields: list[str]) -> str:
     return f"""
         SELECT {entity.id_column}, field.column_name, field.value, field.reason, line_number FROM (
             SELECT {entity.id_column}, _line_number AS line_number, unnest([{dropped}]) AS field
-            FROM {FINAL} WHERE reason IS NULL) AS fields
+            FROM {FINAL} WHERE reason IS NULL AND ({" OR ".join(f"_why_{c} IS NOT NULL" for c in fields)})) AS fields
         WHERE field.reason IS NOT NULL"""
 
 

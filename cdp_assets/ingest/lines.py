@@ -69,11 +69,16 @@ def _gaps_sql(skipped: str, first_line: int) -> str:
 
 
 def numbered_sql(table: str, first_line: int, skipped: str = SKIPPED) -> str:
-    """The rows of `table` (filled in file order) with `_line_number`, given the lines `skipped` lists."""
+    """The rows of `table` (filled in file order) with `_line_number`, given the lines `skipped` lists.
+
+    The ASOF join carries only row ids: joining whole rows would sort every one of them.
+    """
     return f"""
-        SELECT t.* EXCLUDE (_ordinal), {first_line} + t._ordinal + coalesce(g.skipped, 0) AS _line_number
-        FROM (SELECT *, rowid - (SELECT min(rowid) FROM {table}) AS _ordinal FROM {table}) AS t
-        ASOF LEFT JOIN ({_gaps_sql(skipped, first_line)}) AS g ON t._ordinal >= g.before"""
+        SELECT t.*, n._line_number FROM {table} AS t JOIN (
+            SELECT o._row, {first_line} + o._ordinal + coalesce(g.skipped, 0) AS _line_number
+            FROM (SELECT rowid AS _row, rowid - (SELECT min(rowid) FROM {table}) AS _ordinal FROM {table}) AS o
+            ASOF LEFT JOIN ({_gaps_sql(skipped, first_line)}) AS g ON o._ordinal >= g.before) AS n
+        ON n._row = t.rowid"""
 
 
 JSON_LINES, JSON_NUMBERED, JSON_SKIPPED = "_cdp_json_lines", "_cdp_json_numbered", "_cdp_json_skipped"

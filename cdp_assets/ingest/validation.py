@@ -40,6 +40,8 @@ GRANTED = ("true", "yes", "y", "1", "opted_in", "granted")
 DELETED_ANSWERS = ("true", "false", "yes", "no", "1", "0", "")
 DELETED = ("true", "yes", "1")
 ISO_4217 = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+# Cleaned columns read after the checks (the phone parse, the rules judged after drops); the others are not kept.
+CLEANED_KEPT = ("phone", "contact_id")
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,8 @@ def reasons_sql(rules: list[Rule] | tuple[Rule, ...]) -> str:
 
 
 def checked_sql(source: str, columns: list[str], checks: Checks, rules: list[Rule]) -> str:
-    """The rows of `source` with their cleaned and typed columns, `reason` (every rule they fail),
-    `_row_reason` (the rules that quarantine the row) and `_why_<field>` per field a rule may drop.
+    """The rows of `source` with their typed columns, the cleaned phone and contact id, `reason` (every rule
+    they fail), `_row_reason` (the rules that quarantine the row) and `_why_<field>` per field a rule may drop.
 
     `columns` are the select expressions of the text columns.
     """
@@ -198,8 +200,10 @@ def checked_sql(source: str, columns: list[str], checks: Checks, rules: list[Rul
     fields = "".join(f", {reasons_sql([r for r in rules if r.column == c])} AS _why_{c}" for c in field_columns(rules))
     row_rules = [r for r in rules if r.column is None]
     landed = f"SELECT {', '.join(columns)} FROM {source}"
+    dropped = ", ".join(cleaned(c) for c in checks.cleaned if c not in CLEANED_KEPT)
     return f"""
-        SELECT typed.*, {reasons_sql(rules)} AS reason, {reasons_sql(row_rules)} AS _row_reason{fields}
+        SELECT typed.* EXCLUDE ({dropped}), {reasons_sql(rules)} AS reason, {reasons_sql(row_rules)} AS _row_reason
+               {fields}
         FROM (SELECT clean.*, {typing} FROM (
             SELECT landed.*, {cleaning} FROM ({landed}) AS landed) AS clean) AS typed"""
 
