@@ -11,7 +11,8 @@ from cdp_assets.sample_data import write_crm_extracts, write_ga4_sample
 
 STAGE_TABLES = [
     ("raw", ["raw.crm_contacts", "raw.crm_orders"]),
-    ("quarantine", ["quarantine.crm_contacts", "quarantine.crm_orders"]),
+    ("quarantine", ["quarantine.crm_contacts", "quarantine.crm_orders", "quarantine.crm_contact_fields",
+                    "quarantine.crm_order_fields"]),
     ("staging", ["staging.stg_crm_contacts", "staging.stg_crm_orders"]),
     ("ga4", ["raw.ga4_daily_traffic", "raw.ga4_transactions"]),
     ("core", ["core.record_profiles", "core.unified_profiles", "core.profile_identifiers", "core.consent",
