@@ -102,3 +102,24 @@ def test_a_jsonl_line_that_is_not_an_object_is_quarantined_and_a_blank_line_skip
                            "ORDER BY line_number") == [
         (None, 2, "line is not a JSON object"), (None, 4, "line is not a JSON object"),
         (None, 6, "line is not a JSON object")]
+
+
+def test_a_line_over_the_size_limit_is_quarantined_alone(warehouse, tmp_path):
+    long = good_contact(2).replace("c2@example.com", "x" * 2_100_000)
+    drop(tmp_path, "contacts.csv", "\n".join([CONTACT_HEADER, good_contact(1), long, good_contact(3)]) + "\n")
+
+    load(warehouse, tmp_path, CONTACTS)
+
+    assert rows(warehouse, "SELECT contact_id, _line_number FROM raw.crm_contacts ORDER BY 2") == [("C1", 2), ("C3", 4)]
+    assert rows(warehouse, "SELECT line_number, reason FROM quarantine.crm_contacts") == [
+        (3, "line is longer than 2000000 bytes")]
+
+
+def test_a_jsonl_file_without_any_json_object_is_refused_whole(warehouse, tmp_path):
+    drop(tmp_path, "contacts.jsonl", "not json\n[1, 2]\n")
+
+    asset = crm_file_asset(CONTACTS, warehouse.dialect, load_mappings())
+    result = dg.materialize([asset], resources={"warehouse": warehouse, "landing": LandingZone(path=str(tmp_path))})
+
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "crm_contacts_files_are_readable"]
+    assert check.metadata["unreadable_files"].value == ["contacts.jsonl: no line is a JSON object"]
