@@ -77,8 +77,8 @@ def ours(crm: Path, db: Path, warm: bool = False) -> dict[str, float]:
     warehouse = WarehouseResource(url=f"duckdb:///{db}")
     mappings = load_mappings()
     with warehouse.begin() as conn:
-        for table in (crm_load.LEDGER, PHONE_NUMBERS, CONTACTS.raw_table, CONTACTS.quarantine_table,
-                      ORDERS.raw_table, ORDERS.quarantine_table):
+        for table in (crm_load.LEDGER, PHONE_NUMBERS, *(table for entity in (CONTACTS, ORDERS) for table in (
+                entity.raw_table, entity.quarantine_table, entity.fields_table))):
             table.ensure(warehouse, conn)
     if warm:
         _warm_phone_cache(warehouse, crm)

@@ -3,7 +3,9 @@
 What is purged, and what is kept:
 - `activation.egress_requests`: the request and response bodies of rows older than the window are set to
   NULL; the row itself (destination, status, counts, trace of what happened) stays.
-- `quarantine.crm_contacts` and `quarantine.crm_orders`: rows quarantined before the window are deleted.
+- `quarantine.crm_contacts` and `quarantine.crm_orders`, and the fields dropped from accepted rows
+  (`quarantine.crm_contact_fields`, `quarantine.crm_order_fields`): rows quarantined before the window are
+  deleted.
 - `audiences.memberships`: members of snapshots taken before the window are deleted, except each audience's
   latest snapshot, which the next materialization diffs against. `audiences.snapshots` (sizes only) stays.
 Each purge appends what it removed to `maintenance.retention_runs`.
@@ -32,6 +34,10 @@ PURGES = [
      "DELETE FROM quarantine.crm_contacts WHERE quarantined_at < :cutoff"),
     ("quarantined orders", "quarantine.crm_orders", "quarantine",
      "DELETE FROM quarantine.crm_orders WHERE quarantined_at < :cutoff"),
+    ("quarantined contact fields", "quarantine.crm_contact_fields", "quarantine",
+     "DELETE FROM quarantine.crm_contact_fields WHERE quarantined_at < :cutoff"),
+    ("quarantined order fields", "quarantine.crm_order_fields", "quarantine",
+     "DELETE FROM quarantine.crm_order_fields WHERE quarantined_at < :cutoff"),
     ("membership snapshots", "audiences.memberships", "membership_snapshots",
      # NOT EXISTS over the latest snapshot per audience: an anti-join, where a subquery per row would rescan
      # the snapshots for every member on PostgreSQL.
@@ -72,7 +78,8 @@ def retention_asset(dialect: str) -> dg.AssetsDefinition:
                                                    "which its next materialization diffs against.")],
     )
     def retention_runs(warehouse: WarehouseResource) -> dg.MaterializeResult:
-        """Purges request bodies, quarantined rows and old audience membership snapshots past their windows."""
+        """Purges request bodies, quarantined rows and fields, and old audience membership snapshots past their
+        windows."""
         now = datetime.now(UTC).replace(tzinfo=None)
         purged = purge(warehouse, now)
         short = shortened_snapshots(warehouse)

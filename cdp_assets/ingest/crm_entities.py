@@ -1,25 +1,52 @@
-"""The two CRM entities, contacts and orders: their canonical columns, checks and warehouse tables."""
+"""The two CRM entities, contacts and orders: their canonical columns, checks and warehouse tables.
 
-from collections.abc import Callable
+Each has a raw table (accepted rows: text as landed, plus the typed columns validation reads from it), a
+quarantine table (rejected rows, and lines whose fields could not be read) and a field quarantine (the fields
+dropped from accepted rows, with their values as landed). All are state tables migrated in place; a migration
+backfills what rows loaded by an earlier version lack, in portable SQL that reads them as that version did.
+"""
+
 from dataclasses import dataclass
-from datetime import datetime
 
 from cdp_assets.ingest.mappings import CANONICAL
 from cdp_assets.ingest.phones import country_key
-from cdp_assets.ingest.validation import Rule, contact_rules, order_rules
+from cdp_assets.ingest.validation import CONTACT_CHECKS, DELETED, GRANTED, ORDER_CHECKS, Checks
 from cdp_assets.resources.state import StateTable
 
-# Columns validation adds to an accepted row, parsed from its text columns.
-TYPED_COLUMNS = {"_updated_at": "TIMESTAMP", "_order_ts": "TIMESTAMP", "_phone_e164": "VARCHAR"}
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _phone_backfill(table: str, has_country: bool) -> str:
+    """Rows loaded before phones were read during validation take the parse already cached."""
+    country = country_key("t.country" if has_country else None)
+    return (f"UPDATE {table} AS t SET _phone_e164 = p.e164 FROM staging.phone_numbers AS p "
+            f"WHERE p.phone_raw = trim(t.phone) AND p.country_raw = {country}")
+
+
+def _answer_backfill(column: str) -> str:
+    return f"CASE WHEN lower(trim({column})) IN {_in(GRANTED)} THEN TRUE WHEN {column} IS NOT NULL THEN FALSE END"
+
+
+# Version 3 adds the typed columns staging now reads instead of trimming text itself; for rows already loaded
+# they are what staging made of the text until then.
+RAW_BACKFILL_3 = {
+    "contacts": {"_email": "nullif(lower(trim(email)), '')",
+                 "_consent_marketing": _answer_backfill("consent_marketing"),
+                 "_consent_ads_personalization": _answer_backfill("consent_ads_personalization"),
+                 "_deleted": f"coalesce(lower(trim(deleted)) IN {_in(DELETED)}, FALSE)"},
+    "orders": {"_email": "nullif(lower(trim(email)), '')", "_value": "CAST(trim(value) AS DECIMAL(18, 2))",
+               "_currency": "upper(trim(currency))"},
+}
 
 
 @dataclass(frozen=True)
 class CrmEntity:
     name: str
-    typed: dict[str, str]  # timestamp column validation adds -> the text column it is parsed from
+    checks: Checks
     key: tuple[str, ...]  # columns whose rows, sharing values but differing elsewhere in one file, conflict
     conflict_reason: str
-    rules: Callable[[datetime], list[Rule]]
     description: str
     has_country: bool  # whether a phone can be read in the row's own country
 
@@ -27,77 +54,96 @@ class CrmEntity:
     def text_columns(self) -> list[str]:
         return list(CANONICAL[self.name])
 
+    @property
+    def id_column(self) -> str:
+        """The column naming the record: a dropped field is filed under it."""
+        return self.key[0]
+
     def key_sql(self, alias: str) -> list[str]:
         """The key as SQL over `alias`; text columns compared trimmed, as staging keys them."""
         return [f"trim({alias}.{c})" if c in self.text_columns else f"{alias}.{c}" for c in self.key]
 
     @property
     def typed_columns(self) -> list[str]:
-        return [*self.typed, "_phone_e164"]
+        return [*self.checks.typed, "_phone_e164"]
 
     @property
     def raw_table(self) -> StateTable:
+        table = f"raw.crm_{self.name}"
         cols = ", ".join(f"{c} VARCHAR" for c in self.text_columns)
-        typed = ", ".join(f"{c} {TYPED_COLUMNS[c]}" for c in self.typed_columns)
-        phone_key = f"AND p.country_raw = {country_key('t.country' if self.has_country else None)}"
-        version_2 = [f"ALTER TABLE raw.crm_{self.name} ADD COLUMN extra VARCHAR",
-                     f"ALTER TABLE raw.crm_{self.name} ADD COLUMN _phone_e164 VARCHAR",
-                     # Rows loaded before phones were read during validation take the parse already cached.
-                     f"UPDATE raw.crm_{self.name} AS t SET _phone_e164 = p.e164 FROM staging.phone_numbers AS p "
-                     f"WHERE p.phone_raw = trim(t.phone) {phone_key}"]
+        typed = ", ".join(f"{c} {t.sql_type}" for c, t in self.checks.typed.items())
+        version_2 = [f"ALTER TABLE {table} ADD COLUMN extra VARCHAR", f"ALTER TABLE {table} ADD COLUMN _phone_e164 "
+                     "VARCHAR", _phone_backfill(table, self.has_country)]
         if self.name == "contacts":
             # Version 1 required the consent column, so its blanks were answers: not granted.
             version_2 += ["ALTER TABLE raw.crm_contacts ADD COLUMN consent_ads_personalization VARCHAR",
                           "UPDATE raw.crm_contacts SET consent_marketing = '' WHERE consent_marketing IS NULL"]
+        backfill = RAW_BACKFILL_3[self.name]
+        version_3 = [*(f"ALTER TABLE {table} ADD COLUMN {c} {self.checks.typed[c].sql_type}" for c in backfill),
+                     f"UPDATE {table} SET " + ", ".join(f"{c} = {sql}" for c, sql in backfill.items())]
         return StateTable(
-            f"raw.crm_{self.name}",
-            f"CREATE TABLE raw.crm_{self.name} ({cols}, extra VARCHAR, {typed}, _line_number BIGINT, "
+            table,
+            f"CREATE TABLE {table} ({cols}, extra VARCHAR, {typed}, _phone_e164 VARCHAR, _line_number BIGINT, "
             "_source VARCHAR, _file_sha256 VARCHAR, _loaded_at TIMESTAMP)",
-            version=2, migrations={2: version_2},
+            version=3, migrations={2: version_2, 3: version_3},
         )
 
     @property
     def quarantine_table(self) -> StateTable:
+        table = f"quarantine.crm_{self.name}"
         cols = ", ".join(f"{c} VARCHAR" for c in self.text_columns)
-        version_2 = [f"ALTER TABLE quarantine.crm_{self.name} ADD COLUMN extra VARCHAR"]
+        version_2 = [f"ALTER TABLE {table} ADD COLUMN extra VARCHAR"]
         if self.name == "contacts":
             version_2.append("ALTER TABLE quarantine.crm_contacts ADD COLUMN consent_ads_personalization VARCHAR")
+        # The identifiers as the loader read them, through which a deletion request finds the row.
+        version_3 = [f"ALTER TABLE {table} ADD COLUMN _email VARCHAR", f"ALTER TABLE {table} ADD COLUMN "
+                     "_phone_e164 VARCHAR", f"UPDATE {table} SET _email = nullif(lower(trim(email)), '')",
+                     _phone_backfill(table, self.has_country)]
         return StateTable(
-            f"quarantine.crm_{self.name}",
-            f"CREATE TABLE quarantine.crm_{self.name} ({cols}, extra VARCHAR, source_file VARCHAR, "
-            "line_number BIGINT, reason VARCHAR, file_sha256 VARCHAR, quarantined_at TIMESTAMP)",
-            version=2, migrations={2: version_2},
+            table,
+            f"CREATE TABLE {table} ({cols}, extra VARCHAR, source_file VARCHAR, line_number BIGINT, reason VARCHAR, "
+            "file_sha256 VARCHAR, quarantined_at TIMESTAMP, _email VARCHAR, _phone_e164 VARCHAR)",
+            version=3, migrations={2: version_2, 3: version_3},
+        )
+
+    @property
+    def fields_table(self) -> StateTable:
+        """Fields dropped from accepted rows. `column` is a reserved word in SQL, hence `column_name`."""
+        table = f"quarantine.crm_{self.name[:-1]}_fields"
+        return StateTable(
+            table,
+            f"CREATE TABLE {table} ({self.id_column} VARCHAR, column_name VARCHAR, value VARCHAR, reason VARCHAR, "
+            "source_file VARCHAR, line_number BIGINT, file_sha256 VARCHAR, quarantined_at TIMESTAMP)",
         )
 
     def raw_select(self) -> tuple[str, str]:
-        """(target columns, select list) moving accepted rows from the checked table into raw."""
-        columns = [*self.text_columns, "extra", *self.typed_columns, "_line_number"]
-        return ", ".join([*columns, "_source", "_file_sha256", "_loaded_at"]), ", ".join(columns)
+        """(target columns, select list) moving accepted rows from the checked rows into raw."""
+        columns = ", ".join([*self.text_columns, "extra", *self.typed_columns, "_line_number"])
+        return columns, columns
 
     def quarantine_select(self) -> tuple[str, str]:
-        columns = [*self.text_columns, "extra"]
-        return (", ".join([*columns, "line_number", "reason", "source_file", "file_sha256", "quarantined_at"]),
+        """(target columns, select list) moving rejected rows from the checked rows into quarantine."""
+        columns = [*self.text_columns, "extra", "_email", "_phone_e164"]
+        return (", ".join([*columns, "line_number", "reason"]),
                 ", ".join([*columns, "_line_number AS line_number", "reason"]))
 
 
 CONTACTS = CrmEntity(
     name="contacts",
-    typed={"_updated_at": "updated_at"},
+    checks=CONTACT_CHECKS,
     key=("contact_id", "_updated_at"),
     conflict_reason="contact_id appears again in this file with other values and the same updated_at",
-    rules=contact_rules,
     description="CRM contacts as landed from file drops and the HubSpot API, one row per file line "
-                "that passed validation.",
+                "that passed validation (less any field it could not use).",
     has_country=True,
 )
 ORDERS = CrmEntity(
     name="orders",
-    typed={"_order_ts": "order_ts"},
+    checks=ORDER_CHECKS,
     key=("order_id",),
     conflict_reason="order_id appears again in this file with other values",
-    rules=order_rules,
     description="CRM orders (and closed deals) as landed from file drops and the HubSpot API, one row per "
-                "file line that passed validation.",
+                "file line that passed validation (less any email or phone it could not use).",
     has_country=False,
 )
 ENTITIES = {entity.name: entity for entity in (CONTACTS, ORDERS)}

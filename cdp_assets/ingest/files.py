@@ -2,12 +2,14 @@
 
 Everything is read as text so that validation, not the reader's type guessing, decides what a value
 means, and so the original value can be kept verbatim when a row is quarantined. The file's mapping
-(`crm_mappings.yaml`) turns its headers into canonical columns, and columns it does not use are kept as a
-JSON `extra`. A CSV's layout is taken from its header line (the delimiter among `, ; TAB |` that it uses
-most, RFC 4180 quoting), not guessed from its rows: a ragged row then fails the file with its line number
-instead of fooling a sniffer into reading the file another way. Text must be in the mapping's encoding
-(UTF-8 unless it says latin-1 or utf-16); anything else fails the file rather than being guessed. DuckDB
-reads in parallel, keeps file order and copes with quoted newlines.
+(`crm_mappings.yaml`) turns its headers into canonical columns (matched case-insensitively and ignoring
+surrounding spaces), and columns it does not use are kept as a JSON `extra`. A CSV's layout is taken from its
+header line (the delimiter among `, ; TAB |` that it uses most, RFC 4180 quoting), not guessed from its rows:
+a line with more or fewer fields than the header is then skipped and quarantined with its line number
+(`lines.py`) instead of fooling a sniffer into reading the file another way. The header line must be in the
+mapping's encoding (UTF-8 unless it says latin-1 or utf-16), or the file is refused rather than guessed; a
+later line that is not is quarantined alone. DuckDB reads in parallel, keeps file order and copes with quoted
+newlines.
 """
 
 import codecs
@@ -19,10 +21,11 @@ from pathlib import Path
 
 import duckdb
 
+from cdp_assets.ingest import lines
 from cdp_assets.ingest.mappings import CANONICAL, CONSENT_COLUMNS, DATA_SUFFIXES, Mapping, SourceColumn, data_stem
+from cdp_assets.ingest.sql_text import literal, quote_name
 
 DELIMITERS = (",", ";", "\t", "|")
-ENCODING_ADVICE = "re-export it as UTF-8, or set `encoding:` on its mapping in crm_mappings.yaml"
 
 
 class FileFormatError(ValueError):
@@ -35,6 +38,8 @@ class FileSource:
     columns: list[str]  # the canonical columns, as select expressions (NULL for absent optional ones)
     first_line: int  # the line number of the first data row
     extras: list[str]  # the file's columns that no mapping uses, kept as JSON in `extra`
+    skipped: str  # SQL of (line_number, reason) of the lines that are not rows, once `sql` has been read
+    temporary: tuple[str, ...]  # the temporary tables reading the file creates, to drop once it is loaded
 
 
 def file_sha256(path: Path) -> str:
@@ -57,21 +62,12 @@ def scrub_error(path: Path, error: Exception) -> FileFormatError:
             kept.append(line.strip())
     text = " ".join(kept) or "not a readable file"
     if "unicode" in text.lower() or "encod" in text.lower():
-        text = f"{text} Nothing was loaded from it: {ENCODING_ADVICE}."
+        text = f"{text} Nothing was loaded from it: {lines.ENCODING_ADVICE}."
     return FileFormatError(f"{path.name}: {text}")
 
 
-def _literal(text: object) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
 def _varchar_columns(names: list[str]) -> str:
-    return "{" + ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in names) + "}"
-
-
-def quote_name(name: str) -> str:
-    """A column name as a SQL identifier: export headers hold spaces, slashes and quotes."""
-    return '"' + name.replace('"', '""') + '"'
+    return "{" + ", ".join(f"{literal(n)}: 'VARCHAR'" for n in names) + "}"
 
 
 def _header_line(path: Path, encoding: str) -> str:
@@ -86,61 +82,93 @@ def _header_line(path: Path, encoding: str) -> str:
                 text += decoder.decode(block)
             except UnicodeDecodeError:
                 raise FileFormatError(f"{path.name}: the header line is not {encoding} text; "
-                                      f"{ENCODING_ADVICE}") from None
+                                      f"{lines.ENCODING_ADVICE}") from None
     return text.rstrip("\r\n")
 
 
-def csv_source(path: Path, encoding: str) -> tuple[str, list[str]]:
+def csv_source(path: Path, encoding: str, keep_going: bool = False) -> tuple[str, list[str]]:
+    """A FROM-clause item reading the CSV by its header line, and the header's names.
+
+    A line with the wrong number of fields fails the read, or with `keep_going` is skipped into the rejects
+    tables (`lines.py`). Either way an empty field is read as '' (so that one extra empty field is noticed) and
+    turned back into NULL here.
+    """
     header_line = _header_line(path, encoding)
     delimiter = max(DELIMITERS, key=header_line.count)
     names = next(csv.reader([header_line.rstrip("\r\n")], delimiter=delimiter))
-    sql = (f"read_csv({_literal(path)}, auto_detect = false, header = true, delim = {_literal(delimiter)}, "
-           f"quote = '\"', escape = '\"', encoding = {_literal(encoding)}, columns = {_varchar_columns(names)})")
-    return sql, names
+    options = lines.keep_going_options() if keep_going else f"nullstr = {literal(lines.NO_NULL_TEXT)}"
+    read = (f"read_csv({literal(path)}, auto_detect = false, header = true, delim = {literal(delimiter)}, "
+            f"quote = '\"', escape = '\"', encoding = {literal(encoding)}, columns = {_varchar_columns(names)}, "
+            f"{options})")
+    nulls = ", ".join(f"nullif({quote_name(n)}, '') AS {quote_name(n)}" for n in names)
+    return f"(SELECT {nulls} FROM {read}) AS _cdp_file", names
 
 
 def _names(conn: duckdb.DuckDBPyConnection, source: str) -> list[str]:
     return [row[0] for row in conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
 
 
-def _expression(spec: SourceColumn) -> str:
-    value = f"CAST({quote_name(spec.column)} AS VARCHAR)"
+def _headers(path: Path, names: list[str]) -> dict[str, str]:
+    """The file's columns by their header as a mapping may name it: lower-cased, without surrounding spaces."""
+    headers: dict[str, str] = {}
+    for name in names:
+        key = name.strip().lower()
+        if key in headers:
+            raise FileFormatError(f"{path.name}: columns {headers[key]!r} and {name!r} differ only in case or "
+                                  "surrounding spaces; rename one of them")
+        headers[key] = name
+    return headers
+
+
+def _expression(column: str, spec: SourceColumn) -> str:
+    value = f"CAST({quote_name(column)} AS VARCHAR)"
     if spec.first_of:
-        value = f"nullif(trim(split_part({value}, {_literal(spec.first_of)}, 1)), '')"
+        value = f"nullif(trim(split_part({value}, {literal(spec.first_of)}, 1)), '')"
     if spec.values:
-        cases = " ".join(f"WHEN {_literal(k)} THEN {_literal(v)}" for k, v in spec.values.items())
+        cases = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in spec.values.items())
         value = f"CASE lower(trim({value})) {cases} ELSE {value} END"
     return value
 
 
 def _select_list(path: Path, mapping: Mapping, names: list[str]) -> tuple[list[str], list[str]]:
     """The canonical columns as select expressions, and the file's columns no mapping uses."""
-    missing = [(c, s.column) for c, s in mapping.columns.items()
-               if s.column not in names and c not in mapping.optional]
+    headers = _headers(path, names)
+    found = {c: headers[s.column.strip().lower()] for c, s in mapping.columns.items()
+             if s.column.strip().lower() in headers}
+    missing = [(c, s.column) for c, s in mapping.columns.items() if c not in found and c not in mapping.optional]
     if missing:
         labels = [c if c == s else f"{s} ({c})" for c, s in missing]
         raise FileFormatError(f"{path.name}: missing required columns {', '.join(labels)}")
     columns = []
     for canonical in CANONICAL[mapping.entity]:
-        spec = mapping.columns.get(canonical)
-        if spec is not None and spec.column in names:
-            value = _expression(spec)
+        if canonical in found:
+            value = _expression(found[canonical], mapping.columns[canonical])
             if canonical in CONSENT_COLUMNS:
                 value = f"coalesce({value}, '')"
         elif canonical in mapping.constants:
-            value = _literal(mapping.constants[canonical])
+            value = literal(mapping.constants[canonical])
         else:
             value = "CAST(NULL AS VARCHAR)"
         columns.append(f"{value} AS {canonical}")
-    used = {s.column for s in mapping.columns.values()}
+    used = set(found.values())
     return columns, [n for n in names if n not in used]
 
 
 def _extra_sql(extras: list[str]) -> str:
     if not extras:
         return "CAST(NULL AS VARCHAR) AS extra"
-    pairs = ", ".join(f"{_literal(n)}, CAST({quote_name(n)} AS VARCHAR)" for n in extras)
+    pairs = ", ".join(f"{literal(n)}, CAST({quote_name(n)} AS VARCHAR)" for n in extras)
     return f"CAST(json_object({pairs}) AS VARCHAR) AS extra"
+
+
+def _json_source(conn: duckdb.DuckDBPyConnection, path: Path, encoding: str) -> tuple[str, list[str]]:
+    """Read a JSONL file's lines (`lines.py`) and return its objects as a FROM-clause item, and their keys."""
+    for statement in lines.json_lines_sql(path, encoding):
+        conn.execute(statement).fetchall()
+    names = [key for (key,) in conn.execute(lines.json_keys_sql()).fetchall()]
+    if not names:
+        raise FileFormatError(f"{path.name}: no line is a JSON object")
+    return lines.json_rows_sql(names), names
 
 
 def open_source(conn: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping) -> FileSource:
@@ -151,19 +179,21 @@ def open_source(conn: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping) -
     if path.stat().st_size == 0:
         raise FileFormatError(f"{path.name}: the file is empty; expected a header row")
     kind = path.name[len(stem):].lower().removesuffix(".gz")
+    rejects = (lines.REJECTS, lines.REJECT_SCANS)
+    for table in rejects:
+        conn.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
     try:
         if kind == ".csv":
-            (sql, names), first_line = csv_source(path, mapping.encoding), 2
+            sql, names = csv_source(path, mapping.encoding, keep_going=True)
+            first_line, skipped, temporary = 2, lines.rejected_lines_sql(len(names), mapping.encoding), rejects
         elif kind == ".jsonl":
-            # Keys first, then every key read as text, so no value is reformatted by type detection.
-            names = _names(conn, f"read_json({_literal(path)}, format = 'newline_delimited')")
-            sql = (f"read_json({_literal(path)}, format = 'newline_delimited', "
-                   f"columns = {_varchar_columns(names)})")
-            first_line = 1
+            sql, names = _json_source(conn, path, mapping.encoding)
+            first_line, skipped = 1, f"SELECT * FROM {lines.JSON_SKIPPED}"
+            temporary = (*rejects, lines.JSON_LINES, lines.JSON_NUMBERED, lines.JSON_SKIPPED)
         else:
-            sql, first_line = f"read_parquet({_literal(path)})", 1
+            sql, first_line, skipped, temporary = f"read_parquet({literal(path)})", 1, lines.NO_LINES, ()
             names = _names(conn, sql)
     except duckdb.Error as error:
         raise scrub_error(path, error) from None
     columns, extras = _select_list(path, mapping, names)
-    return FileSource(sql, [*columns, _extra_sql(extras)], first_line, extras)
+    return FileSource(sql, [*columns, _extra_sql(extras)], first_line, extras, skipped, temporary)

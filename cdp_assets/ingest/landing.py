@@ -23,9 +23,17 @@ class LandingZone(dg.ConfigurableResource):
 
     def crm_files(self) -> list[Path]:
         """Every data file in `crm/` (CSV, JSONL, Parquet, gzipped CSV or JSONL), in name order."""
+        return [p for p in self._crm_entries() if data_stem(p.name) is not None]
+
+    def unsupported_files(self) -> list[Path]:
+        """Files in `crm/` that no reader accepts (`contacts_export.txt`), in name order; hidden files
+        (`.DS_Store`, an editor's swap file) are not drops and are left out."""
+        return [p for p in self._crm_entries() if data_stem(p.name) is None and not p.name.startswith(".")]
+
+    def _crm_entries(self) -> list[Path]:
         if not self.crm_dir.is_dir():
             return []
-        return sorted(p for p in self.crm_dir.iterdir() if p.is_file() and data_stem(p.name) is not None)
+        return sorted(p for p in self.crm_dir.iterdir() if p.is_file())
 
     def crm_file_states(self) -> dict[str, list[int]]:
         """Each CRM data file's [size, modification time in ns]: what the sensor and the loaders compare."""

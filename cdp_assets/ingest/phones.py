@@ -2,8 +2,8 @@
 
 Parsing is the one check SQL cannot do. A file's distinct (phone, country) pairs are looked up in
 `staging.phone_numbers`, a cache of every parse ever made; only pairs never seen are parsed, on every
-core, and added to it. Each row then gets its `_phone_e164`, or a quarantine reason when its phone
-cannot be read in its country.
+core, and added to it. Each row then gets its `_phone_e164`, or, when its phone cannot be read in its country,
+the reason the phone is dropped from it.
 """
 
 import os
@@ -69,11 +69,11 @@ def country_key(column: str | None) -> str:
     return f"coalesce(upper(trim({column})), '')" if column else "''"
 
 
-def distinct_pairs_sql(table: str, has_country: bool) -> str:
-    """The distinct (phone, country) pairs of a checked file's rows, as the cache keys them."""
-    return (f"SELECT DISTINCT trim(phone) AS phone_raw, {country_key('country' if has_country else None)} "
-            f"AS country_raw FROM {table} "
-            "WHERE trim(phone) <> ''")
+def distinct_pairs_sql(table: str, phone: str, has_country: bool) -> str:
+    """The distinct (phone, country) pairs of a checked file's rows, as the cache keys them; `phone` is the
+    column holding the trimmed phone."""
+    return (f"SELECT DISTINCT {phone} AS phone_raw, {country_key('country' if has_country else None)} "
+            f"AS country_raw FROM {table} WHERE {phone} <> ''")
 
 
 def new_pairs(engine: duckdb.DuckDBPyConnection, pairs_table: str, cached_table: str) -> list[tuple[str, str]]:

@@ -2,12 +2,14 @@
 
 A request names an email, phone or contact id (as a hash, see `requests.py`). The person is every record
 holding it, plus every record of the profile that held it at the last identity run, so a request by
-email also removes the orders and the second contact linked to that person by phone. Purging raw and
+email also removes the orders and the second contact linked to that person by phone, and the fields dropped
+from any of their records (`quarantine.crm_contact_fields`, `quarantine.crm_order_fields`). Purging raw and
 quarantine on every load means staging and core, which are rebuilt from raw, never see the person
 again, even when a later export still carries them. `core.deletion_status` records, per request and
 stage, how many rows still hold the identifier; only the hashes stay, for removal from destinations.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -15,35 +17,45 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cdp_assets.activation.ledger import AUDIENCE_ACKS
-from cdp_assets.ingest.phones import PHONE_NUMBERS, country_key
+from cdp_assets.ingest.phones import PHONE_NUMBERS
 from cdp_assets.privacy.requests import DELETIONS
 from cdp_assets.resources.warehouse import WarehouseResource
 
 REQUESTED = "SELECT id_type, id_sha256 FROM core.deletion_requests WHERE status = 'active'"
 # Hash forms match requests.py: email trimmed and lowercased, phone E.164 digits, contact id trimmed.
 ID_HASH = {"email": "sha256(lower(trim({})))", "phone": "sha256(substr({}, 2))", "contact_id": "sha256(trim({}))"}
-RAW_IDS = {"email": "email", "phone": "_phone_e164", "contact_id": "contact_id"}
+# A row's identifiers as the loader read them: the email trimmed of every kind of whitespace and lower-cased
+# (NULL when unusable), the phone in E.164. Raw and quarantine rows both carry them.
+ROW_IDS = {"email": "_email", "phone": "_phone_e164", "contact_id": "contact_id"}
+# A dropped field is filed under its record's id; a dropped email is matched by its value as landed too.
+DROPPED_EMAIL = "CASE WHEN column_name = 'email' THEN value END"
+FIELD_IDS = {"contacts": {"email": DROPPED_EMAIL, "contact_id": "contact_id"}, "orders": {"email": DROPPED_EMAIL}}
+RECORD = {"contacts": ("contact_id", "'contact:' || trim({})"), "orders": ("order_id", "'order:' || trim({})")}
 
 
-def _quarantined_ids(country: str) -> dict[str, str]:
-    # A quarantined row keeps its phone as written: its E.164 form is the one the phone cache recorded.
-    phone = ("(SELECT pn.e164 FROM staging.phone_numbers AS pn "
-             f"WHERE pn.phone_raw = trim(q.phone) AND pn.country_raw = {country})")
-    return {"email": "email", "phone": phone, "contact_id": "contact_id"}
+@dataclass(frozen=True)
+class Purged:
+    """A table the requested people's rows are deleted from."""
+
+    table: str
+    ids: dict[str, str]  # id_type -> SQL of the identifier a row holds
+    record: str  # the column naming the row's record (`contact:<id>`, `order:<id>` in core.record_profiles)
+    # Field quarantines follow their rows: the fields of a record whose raw rows are purged go with them.
+    follows: str | None = None
 
 
-QUARANTINED_IDS = {"contacts": _quarantined_ids(country_key("q.country")),
-                   "orders": _quarantined_ids(country_key(None))}
-# (table, its identifier columns, its record key), per entity. Quarantine goes first: purging raw drops the
-# person's numbers from the phone cache, through which quarantined phones are recognised.
-PURGED_TABLES = {
-    entity: [(f"quarantine.crm_{entity}", QUARANTINED_IDS[entity], key), (f"raw.crm_{entity}", RAW_IDS, key)]
-    for entity, key in (("contacts", "'contact:' || trim(contact_id)"), ("orders", "'order:' || trim(order_id)"))
-}
+def _purged_tables(entity: str) -> list[Purged]:
+    record = RECORD[entity][0]
+    raw = Purged(f"raw.crm_{entity}", ROW_IDS, record)
+    fields = Purged(f"quarantine.crm_{entity[:-1]}_fields", FIELD_IDS[entity], record, follows=raw.table)
+    # Fields first: they follow the raw rows, which must still be there.
+    return [fields, Purged(f"quarantine.crm_{entity}", ROW_IDS, record), raw]
+
+
+PURGED_TABLES = {entity: _purged_tables(entity) for entity in RECORD}
 STAGE_TABLES = {
-    "raw": [("raw.crm_contacts", RAW_IDS), ("raw.crm_orders", RAW_IDS)],
-    "quarantine": [("quarantine.crm_contacts", QUARANTINED_IDS["contacts"]),
-                   ("quarantine.crm_orders", QUARANTINED_IDS["orders"])],
+    "raw": [("raw.crm_contacts", ROW_IDS), ("raw.crm_orders", ROW_IDS)],
+    "quarantine": [(p.table, p.ids) for entity in RECORD for p in PURGED_TABLES[entity][:2]],
     "staging": [(f"staging.stg_crm_{entity}", {"email": "email", "phone": "phone_e164", "contact_id": "contact_id"})
                 for entity in ("contacts", "orders")],
 }
@@ -67,25 +79,36 @@ def _profile_records(warehouse: WarehouseResource, conn: Connection) -> str | No
             f"ON d.id_type = i.id_type AND ({held}))")
 
 
+def _condition(purged: Purged, entity: str, records: str | None) -> str:
+    """SQL condition: the row belongs to a requested person."""
+    condition = _matches(purged.ids)
+    if records:
+        condition += f" OR {RECORD[entity][1].format(purged.record)} IN ({records})"
+    if purged.follows:
+        raw = PURGED_TABLES[entity][-1]
+        condition += (f" OR trim({purged.record}) IN (SELECT trim({raw.record}) FROM {raw.table} AS q "
+                      f"WHERE {_condition(raw, entity, records)})")
+    return condition
+
+
 def purge_deleted_people(warehouse: WarehouseResource, entity: str) -> int:
-    """Delete the requested people's rows of one entity from raw, quarantine and the phone cache; returns rows."""
+    """Delete the requested people's rows of one entity from raw, quarantine (dropped fields included) and the
+    phone cache; returns rows."""
     with warehouse.begin() as conn:
         if not warehouse.table_exists(conn, DELETIONS.table) or not warehouse.scalar(
                 conn, f"SELECT count(*) FROM {DELETIONS.table} WHERE status = 'active'"):
             return 0
         records = _profile_records(warehouse, conn)
         purged = 0
-        for table, columns, record_key in PURGED_TABLES[entity]:
-            if not warehouse.table_exists(conn, table):
+        for target in PURGED_TABLES[entity]:
+            if not warehouse.table_exists(conn, target.table):
                 continue
-            condition = _matches(columns)
-            if records:
-                condition += f" OR {record_key} IN ({records})"
-            # The phone cache maps the number as written to its E.164 form: personal data too. Its entries
-            # go after the rows, whose quarantined phones are recognised through it.
+            condition = _condition(target, entity, records)
+            # The phone cache maps the number as written to its E.164 form: personal data too.
             phones = [{"e164": e164} for (e164,) in warehouse.run(
-                conn, f"SELECT DISTINCT {columns['phone']} FROM {table} AS q WHERE {condition}") if e164]
-            purged += warehouse.run(conn, f"DELETE FROM {table} AS q WHERE {condition}").rowcount
+                conn, f"SELECT DISTINCT {target.ids['phone']} FROM {target.table} AS q WHERE {condition}")
+                if e164] if "phone" in target.ids else []
+            purged += warehouse.run(conn, f"DELETE FROM {target.table} AS q WHERE {condition}").rowcount
             if phones:
                 conn.execute(sa.text(warehouse.sql(f"DELETE FROM {PHONE_NUMBERS.name} WHERE e164 = :e164")), phones)
         return purged

@@ -1,7 +1,8 @@
 """Normalization and SHA-256 hashing of personal data, per destination platform.
 
 Personal data leaves the warehouse only through `prepare`. The platforms disagree on the pre-image
-(`shared/specs/destinations.md` section 8): Meta hashes phones as digits and keeps Gmail dots, Google and
+(`shared/specs/destinations.md` section 8): Meta hashes phones as digits, keeps Gmail dots and sends a
+state outside the US and Canada as written (lower-cased letters only) rather than as a code, Google and
 TikTok hash `+E.164` phones and Google drops Gmail dots, Pinterest keeps only the digits of a zip code, and
 Google and TikTok send address fields unhashed. Every rule is checked against the section 9 vectors.
 Unicode is normalized to NFC first; a value that already is a SHA-256 hex digest is lowercased and passed
@@ -16,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cdp_assets.privacy.geo import country_code, region_code
+from cdp_assets.privacy.geo import country_code, north_american_region, region_code
 from cdp_assets.privacy.pii import PhoneError, sha256_hex, to_e164
 
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 NAME_NOISE = re.compile(r"[\s!-/:-@\[-`{-~]")  # whitespace and ASCII punctuation
 NOT_ALNUM = re.compile(r"[^a-z0-9]")
+NOT_LETTER = re.compile(r"[^a-z]")
 NOT_DIGIT = re.compile(r"\D")
 WHITESPACE = re.compile(r"\s")
 E164_SHAPE = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -96,6 +98,14 @@ def _state(value: str, region: str | None) -> str | None:
     return code.lower() if code else None
 
 
+def _meta_state(value: str, region: str | None) -> str | None:
+    """A US state or Canadian province as its two-letter code; any other state lower-cased with every character
+    but a-z removed (destinations.md 8.1: "lowercase, no punctuation, no special characters, no white space"):
+    `NSW` -> `nsw`, `Île-de-France` -> `ledefrance`."""
+    code = north_american_region(value)
+    return code.lower() if code else NOT_LETTER.sub("", value.lower()) or None
+
+
 def _zip(value: str, region: str | None) -> str | None:
     return WHITESPACE.sub("", value.lower()).split("-", 1)[0] or None
 
@@ -151,7 +161,7 @@ def _external_id(value: str, region: str | None) -> str | None:
 
 
 META = {"em": FieldRule(_email), "ph": FieldRule(_digits_phone), "fn": FieldRule(_name), "ln": FieldRule(_name),
-        "ct": FieldRule(_alnum), "st": FieldRule(_state), "zp": FieldRule(_zip), "country": FieldRule(_country),
+        "ct": FieldRule(_alnum), "st": FieldRule(_meta_state), "zp": FieldRule(_zip), "country": FieldRule(_country),
         "ge": FieldRule(_gender), "db": FieldRule(_date_of_birth), "external_id": FieldRule(_external_id)}
 RULES: dict[str, dict[str, FieldRule]] = {
     "meta": META,
@@ -164,7 +174,8 @@ RULES: dict[str, dict[str, FieldRule]] = {
                "ln": FieldRule(_no_whitespace), "zp": FieldRule(_plain_zip), "ct": FieldRule(_alnum, hashed=False),
                "st": FieldRule(_state, hashed=False), "country": FieldRule(_country, hashed=False),
                "external_id": FieldRule(_external_id)},
-    "pinterest": {**META, "zp": FieldRule(_digits_zip), "ge": FieldRule(_pinterest_gender)},
+    # Pinterest takes a two-letter state code only (destinations.md 8.5), not Meta's form of other states.
+    "pinterest": {**META, "st": FieldRule(_state), "zp": FieldRule(_digits_zip), "ge": FieldRule(_pinterest_gender)},
 }
 
 

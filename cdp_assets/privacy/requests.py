@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from cdp_assets.ingest.crm_load import LEDGER, run_duckdb
+from cdp_assets.ingest.crm_load import LEDGER, LEDGER_INSERT, run_duckdb
 from cdp_assets.ingest.files import FileFormatError, csv_source, file_sha256, scrub_error
 from cdp_assets.ingest.landing import LandingZone
 from cdp_assets.ingest.mappings import data_stem
@@ -142,9 +142,9 @@ def privacy_list_asset(kind: PrivacyList, dialect: str) -> dg.AssetsDefinition:
                 "line_number": found.column("line")})
             with warehouse.begin() as conn:
                 warehouse.append_arrow(conn, kind.table, rows, {"source_file": path.name, "received_at": at})
-                warehouse.run(conn, "INSERT INTO raw.crm_file_ledger VALUES (:e, :name, :sha, :n, :ok, :bad, :at)",
-                              {"e": kind.name, "name": path.name, "sha": sha, "n": rows.num_rows,
-                               "ok": rows.num_rows - file_rejected, "bad": file_rejected, "at": at})
+                warehouse.run(conn, LEDGER_INSERT, {
+                    "entity": kind.name, "name": path.name, "sha": sha, "read": rows.num_rows,
+                    "loaded": rows.num_rows - file_rejected, "quarantined": file_rejected, "fields": 0, "at": at})
             new_rows += rows.num_rows
             rejected += file_rejected
             context.log.info(f"{path.name}: {rows.num_rows} identifiers, {file_rejected} rejected")

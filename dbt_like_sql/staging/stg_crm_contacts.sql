@@ -1,11 +1,13 @@
 -- CRM contacts, one row per contact_id: trimmed, emails lowercased, phones in E.164, consent as booleans.
+-- Email, phone, consent and the deletion flag are the loader's readings of them (raw's typed columns): an
+-- unusable email or phone is NULL, an unreadable consent answer is "not granted".
 -- The latest updated_at wins (then the latest load); contacts whose latest version is deleted are left out.
 -- Consent per purpose comes from the latest version that answered it: a blank answer is "not granted",
 -- and an export without the consent column (NULL) leaves the previous answer in place.
 WITH typed AS (
     SELECT
         trim(c.contact_id) AS contact_id,
-        lower(trim(c.email)) AS email,
+        c._email AS email,
         c._phone_e164 AS phone_e164,
         nullif(trim(c.first_name), '') AS first_name,
         nullif(trim(c.last_name), '') AS last_name,
@@ -14,16 +16,9 @@ WITH typed AS (
         nullif(trim(c.postal_code), '') AS postal_code,
         nullif(trim(c.country), '') AS country,
         nullif(trim(c.ga_client_id), '') AS ga_client_id,
-        CASE
-            WHEN lower(trim(c.consent_marketing)) IN ('true', 'yes', 'y', '1', 'opted_in', 'granted') THEN TRUE
-            WHEN c.consent_marketing IS NOT NULL THEN FALSE
-        END AS consent_marketing,
-        CASE
-            WHEN lower(trim(c.consent_ads_personalization)) IN ('true', 'yes', 'y', '1', 'opted_in', 'granted')
-                THEN TRUE
-            WHEN c.consent_ads_personalization IS NOT NULL THEN FALSE
-        END AS consent_ads_personalization,
-        coalesce(lower(trim(c.deleted)) IN ('true', 'yes', '1'), FALSE) AS deleted,
+        c._consent_marketing AS consent_marketing,
+        c._consent_ads_personalization AS consent_ads_personalization,
+        c._deleted AS deleted,
         c._updated_at AS updated_at,
         c._source AS source_file,
         c._line_number AS line_number,

@@ -1,15 +1,17 @@
 -- CRM orders, one row per order_id: typed value, upper-case ISO currency, lower-case status, phones in E.164.
+-- Email, phone, value and currency are the loader's readings of them (raw's typed columns): an unusable email
+-- or phone is NULL.
 -- When an order appears in several loads the latest load wins. counts_as_conversion marks the purchases
 -- conversions and revenue reporting count: completed, paid or fulfilled (never cancelled or refunded).
 WITH typed AS (
     SELECT
         trim(o.order_id) AS order_id,
         nullif(trim(o.contact_id), '') AS contact_id,
-        lower(trim(o.email)) AS email,
+        o._email AS email,
         o._phone_e164 AS phone_e164,
         o._order_ts AS order_ts,
-        CAST(trim(o.value) AS DECIMAL(18, 2)) AS value,
-        upper(trim(o.currency)) AS currency,
+        o._value AS value,
+        o._currency AS currency,
         lower(trim(o.status)) AS status,
         coalesce(lower(trim(o.action_source)), 'website') AS action_source,
         nullif(trim(o.client_ip), '') AS client_ip,

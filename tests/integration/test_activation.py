@@ -97,7 +97,7 @@ def test_a_live_day_sends_each_consented_conversion_once_to_every_platform(wareh
     assert sum(fake.deliveries.values()) == 16
     assert {k: v for k, v in ledger(warehouse).items() if k[0] in EVENT_PLATFORMS.values()} == {
         (d, "sent"): 4 for d in EVENT_PLATFORMS.values()}
-    assert len(fake.audiences["purchasers_30d-meta_custom_audiences"]) == 100
+    assert len(fake.audiences["purchasers_30d-meta_custom_audiences"]) == 104
     assert len(fake.audiences["high_value_customers-meta_custom_audiences"]) == 13
 
 
@@ -150,7 +150,7 @@ def test_a_member_who_left_is_removed_before_a_new_member_is_added(copy, sample_
 
     sent = [(r["method"], len(r["body"]["payload"]["data"])) for r in fake.requests]
     assert sent == [("DELETE", 1), ("POST", 1)]
-    assert len(fake.audiences["purchasers_30d-meta_custom_audiences"]) == 100
+    assert len(fake.audiences["purchasers_30d-meta_custom_audiences"]) == 104
 
 
 def test_a_profile_merge_that_keeps_the_identifiers_sends_nothing(copy, sample_landing, run_day_key, fake):
@@ -199,7 +199,7 @@ def test_an_interrupted_upload_resumes_its_session_where_it_stopped(copy, sample
     assert [(s["session_id"], s["batch_seq"]) for s in resumed] == [(int(session), next_seq), (int(session),
                                                                                                  next_seq + 1)]
     assert resumed[-1]["last_batch_flag"] is True
-    assert len(fake.audiences["purchasers_30d-meta_custom_audiences"]) == 100
+    assert len(fake.audiences["purchasers_30d-meta_custom_audiences"]) == 104
     assert fake.audience_ops.most_common(1)[0][1] == 1
 
 
@@ -214,7 +214,7 @@ def test_a_customer_match_job_is_run_and_its_outcome_read_by_the_next_run(copy, 
 
     metadata = again.asset_materializations_for_node("activation__google_customer_match")[0].metadata
     assert metadata["job_status_success"].value == 2
-    assert len(fake.audiences["purchasers_30d-google_customer_match"]) == 100
+    assert len(fake.audiences["purchasers_30d-google_customer_match"]) == 104
 
 
 def test_live_without_credentials_skips_the_destination_with_a_warning(copy, sample_landing, run_day_key, fake,

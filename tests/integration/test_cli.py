@@ -112,15 +112,17 @@ def test_generate_writes_the_same_files_for_the_same_seed(tmp_path):
         assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes()
 
 
-def test_an_unreadable_file_is_reported_as_a_warning_and_named(project, run_day_key, capsys):
+def test_an_unreadable_file_fails_the_run_is_named_and_the_other_files_flow(project, run_day_key, capsys):
     (project / "landing" / "crm" / "contacts_broken.csv").write_text("contact_id,email\nC1,a@b.com\n")
 
     code = main(["run", "--date", run_day_key.isoformat()])
 
     out = capsys.readouterr().out
-    assert code == 0
-    assert "warning: raw/crm_contacts:crm_contacts_files_are_readable" in out
+    assert code == 1
+    assert "failed check: raw/crm_contacts:crm_contacts_files_are_readable" in out
     assert "  unreadable file: contacts_broken.csv: missing required columns" in out
+    assert "failed step" not in out and "skipped because" not in out
+    assert f"{run_day_key}: FAILED in transform {run_day_key} (raw/crm_contacts:crm_contacts_files_are_readable)" in out
 
 
 def test_ga4_backfill_runs_one_recorded_run_per_week(project, run_day_key, capsys):

@@ -81,7 +81,7 @@ def test_a_cli_run_waits_for_the_sensors_run_and_both_load_everything_once(daemo
     warehouse = WarehouseResource(url=os.environ["CDP_WAREHOUSE_URL"])
     with warehouse.begin() as conn:
         assert warehouse.scalar(conn, "SELECT count(*) FROM raw.crm_file_ledger") == 4
-        assert warehouse.row_count(conn, "raw.crm_contacts") == 327
+        assert warehouse.row_count(conn, "raw.crm_contacts") == 335
         assert warehouse.scalar(conn, "SELECT count(DISTINCT _source || ':' || _line_number) "
-                                      "FROM raw.crm_contacts") == 327
-        assert warehouse.row_count(conn, "core.unified_profiles") == 300
+                                      "FROM raw.crm_contacts") == 335
+        assert warehouse.row_count(conn, "core.unified_profiles") == 301

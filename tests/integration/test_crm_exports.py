@@ -97,6 +97,25 @@ def test_an_export_in_another_encoding_loads_when_its_mapping_names_it(warehouse
     assert rows(warehouse, "SELECT contact_id, first_name FROM staging.stg_crm_contacts") == [("L1", "René")]
 
 
+def test_headers_match_their_mapping_case_insensitively_and_ignoring_surrounding_spaces(warehouse, tmp_path):
+    header = [f" {name.upper()} " if name in ("contact_id", "email") else name.title() for name in GOOD]
+    write_rows(tmp_path, "contacts.csv", header, [list(GOOD.values())])
+
+    stage(warehouse, tmp_path)
+
+    assert rows(warehouse, "SELECT contact_id, email, city FROM staging.stg_crm_contacts") == [
+        ("C1", "ann@example.com", "Austin")]
+
+
+def test_two_headers_that_differ_only_in_case_refuse_the_file(warehouse, tmp_path):
+    write_rows(tmp_path, "contacts.csv", [*GOOD, "EMAIL"], [[*GOOD.values(), "other@example.com"]])
+
+    result = stage(warehouse, tmp_path)
+
+    assert check(result, "crm_contacts_files_are_readable").metadata["unreadable_files"].value == [
+        "contacts.csv: columns 'email' and 'EMAIL' differ only in case or surrounding spaces; rename one of them"]
+
+
 def test_unexpected_columns_are_kept_as_json_and_flagged(warehouse, tmp_path):
     write_rows(tmp_path, "contacts.csv", [*GOOD, "Lead Score", "Owner"], [[*GOOD.values(), "87", "Sam"]])
 
@@ -172,6 +191,16 @@ def test_a_file_no_mapping_matches_is_named_and_not_loaded(warehouse, tmp_path):
     [materialization] = result.asset_materializations_for_node("raw__crm_contacts")
     assert materialization.metadata["files_without_mapping"].value == 1
     assert rows(warehouse, "SELECT count(*) FROM raw.crm_file_ledger") == [(0,)]
+
+
+def test_a_file_of_a_type_no_reader_accepts_is_counted_not_ignored(warehouse, tmp_path):
+    drop(tmp_path, "contacts_export.txt", f"{HEADER}\nC1,ann@example.com,,,,,,,,,yes,2026-11-01\n")
+    drop(tmp_path, ".DS_Store", b"\x00")
+
+    result = stage(warehouse, tmp_path)
+
+    [materialization] = result.asset_materializations_for_node("raw__crm_contacts")
+    assert materialization.metadata["files_unsupported_type"].value == 1
 
 
 def test_overlapping_exports_never_duplicate_a_contact_or_an_order(warehouse, tmp_path):

@@ -128,8 +128,8 @@ def test_a_suppressed_email_keeps_its_profile_out_of_audiences_and_conversions(w
 
 
 def test_a_deletion_by_phone_also_purges_quarantined_rows_that_hold_the_number(warehouse, tmp_path):
-    quarantined = {"contact_id": "C4", "email": "dee@", "phone": "(415) 555-0199", "country": "US",
-                   "consent_marketing": "yes", "updated_at": "2026-01-01T00:00:00Z"}
+    quarantined = {"contact_id": "C4", "email": "dee@example.com", "phone": "\t(415) 555-0199", "country": "US",
+                   "consent_marketing": "yes", "updated_at": "soon"}
     write(tmp_path, "contacts.csv", CONTACT_COLUMNS, [*CONTACTS, quarantined])
     write(tmp_path, "orders.csv", ORDER_COLUMNS, ORDERS)
     write(tmp_path, "deletions.csv", ["phone"], [{"phone": "+1 415-555-0199"}])
@@ -138,5 +138,22 @@ def test_a_deletion_by_phone_also_purges_quarantined_rows_that_hold_the_number(w
 
     assert values(warehouse, "SELECT contact_id FROM quarantine.crm_contacts") == []
     assert values(warehouse, "SELECT count(*) FROM staging.phone_numbers WHERE e164 = '+14155550199'") == [(0,)]
+    assert values(warehouse, "SELECT stage, status FROM core.deletion_status WHERE stage = 'quarantine'") == [
+        ("quarantine", "purged")]
+
+
+def test_a_deletion_request_purges_the_fields_dropped_from_the_persons_records(warehouse, tmp_path):
+    dropped_phones = [{"contact_id": "C5", "email": "ann@example.com", "phone": "n/a", "country": "US",
+                       "consent_marketing": "yes", "updated_at": "2026-01-03T00:00:00Z"},
+                      {"contact_id": "C6", "email": "cy@example.com", "phone": "123", "country": "US",
+                       "consent_marketing": "yes", "updated_at": "2026-01-03T00:00:00Z"}]
+    write(tmp_path, "contacts.csv", CONTACT_COLUMNS, [*CONTACTS, *dropped_phones])
+    write(tmp_path, "orders.csv", ORDER_COLUMNS, [*ORDERS, {**ORDERS[2], "order_id": "O4", "phone": "12"}])
+    write(tmp_path, "deletions.csv", ["email"], [{"email": "ann@example.com"}])
+
+    run(warehouse, tmp_path)
+
+    assert values(warehouse, "SELECT contact_id, column_name FROM quarantine.crm_contact_fields") == [("C6", "phone")]
+    assert values(warehouse, "SELECT order_id FROM quarantine.crm_order_fields") == []
     assert values(warehouse, "SELECT stage, status FROM core.deletion_status WHERE stage = 'quarantine'") == [
         ("quarantine", "purged")]

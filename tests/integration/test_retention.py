@@ -16,7 +16,7 @@ RECENT = NOW - timedelta(days=2)
 
 def seed(warehouse) -> None:
     with warehouse.begin() as conn:
-        for table in (EGRESS_REQUESTS, MEMBERSHIPS, SNAPSHOTS, CONTACTS.quarantine_table):
+        for table in (EGRESS_REQUESTS, MEMBERSHIPS, SNAPSHOTS, CONTACTS.quarantine_table, CONTACTS.fields_table):
             table.ensure(warehouse, conn)
         for created in (OLD, RECENT):
             warehouse.run(conn, "INSERT INTO activation.egress_requests (destination, request_body, response_body, "
@@ -24,6 +24,9 @@ def seed(warehouse) -> None:
                           {"t": created})
             warehouse.run(conn, "INSERT INTO quarantine.crm_contacts (contact_id, reason, quarantined_at) "
                                 "VALUES (:c, 'invalid email', :t)", {"c": f"C{created:%j}", "t": created})
+            warehouse.run(conn, "INSERT INTO quarantine.crm_contact_fields (contact_id, column_name, value, reason, "
+                                "quarantined_at) VALUES (:c, 'phone', 'n/a', 'phone is not a phone number', :t)",
+                          {"c": f"C{created:%j}", "t": created})
         # Two old snapshots of one audience: the older is purged, the latest is kept however old it is.
         for taken, members in ((OLD - timedelta(days=1), ["p1", "p2"]), (OLD, ["p2"])):
             for member in members:
@@ -58,6 +61,12 @@ def test_purge_deletes_quarantined_rows_past_the_window(warehouse):
     assert [r[0] for r in left] == [RECENT]
 
 
+def test_purge_deletes_dropped_fields_past_the_quarantine_window(warehouse):
+    purged, left = purge_then_read(warehouse, "SELECT quarantined_at FROM quarantine.crm_contact_fields")
+    assert (purged["quarantined contact fields"], purged["quarantined order fields"]) == (1, 0)
+    assert [r[0] for r in left] == [RECENT]
+
+
 def test_purge_keeps_each_audiences_latest_snapshot(warehouse):
     purged, left = purge_then_read(warehouse, "SELECT profile_id, snapshot_ts FROM audiences.memberships")
     assert purged["membership snapshots"] == 2
@@ -82,5 +91,6 @@ def test_the_asset_records_each_purge_and_passes_its_check(warehouse):
                                      "ORDER BY target").fetchall()
     assert result.get_asset_check_evaluations()[0].passed
     assert materialization.metadata["window_days: request_bodies"].value == 30
-    assert [tuple(r) for r in logged] == [("membership snapshots", 180), ("quarantined contacts", 90),
+    assert [tuple(r) for r in logged] == [("membership snapshots", 180), ("quarantined contact fields", 90),
+                                          ("quarantined contacts", 90), ("quarantined order fields", 90),
                                           ("quarantined orders", 90), ("request bodies", 30)]

@@ -1,7 +1,8 @@
 """The corpus of tricky and malformed CRM rows (tests/corpus/crm_rows.yaml): each case's exact outcome.
 
 All cases of an entity are written into one file and loaded once through the real loader and staging
-models; each case is then found by a marker column (contacts: ga_client_id, orders: product_ids).
+models; each case is then found by a marker column (contacts: ga_client_id, orders: product_ids), and the
+fields dropped from it by its line.
 """
 
 import csv
@@ -72,6 +73,9 @@ def test_corpus_case(loaded, entity, n, case):
     quarantined = fetch(loaded, f"SELECT reason FROM quarantine.crm_{entity} WHERE {column} = :m", marker)
     staged = fetch(loaded, f"SELECT * FROM staging.stg_crm_{entity} WHERE {column} = :m", marker)
     raw = fetch(loaded, f"SELECT count(*) AS n FROM raw.crm_{entity} WHERE {column} = :m", marker)[0]["n"]
+    dropped = fetch(loaded, f"SELECT f.column_name, f.reason FROM quarantine.crm_{entity[:-1]}_fields AS f "
+                            f"JOIN raw.crm_{entity} AS r ON r._line_number = f.line_number "
+                            f"WHERE r.{column} = :m ORDER BY f.line_number, f.column_name", marker)
     expected_rows = len(case.get("rows") or [case["row"]])
     if "quarantined" in case:
         assert [q["reason"] for q in quarantined] == [case["quarantined"]] * expected_rows
@@ -82,3 +86,5 @@ def test_corpus_case(loaded, entity, n, case):
         assert (quarantined, raw) == ([], expected_rows)
         [row] = staged
         assert {k: text(row[k]) for k in case["accepted"]} == {k: text(v) for k, v in case["accepted"].items()}
+    assert [(d["column_name"], d["reason"]) for d in dropped] == [
+        (d["column"], d["reason"]) for d in case.get("dropped", [])]

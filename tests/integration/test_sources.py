@@ -77,7 +77,7 @@ def test_a_crm_only_day_builds_profiles_audiences_and_every_destinations_request
             "credentials) to read your property, or write the sample with `cdp-assets generate`") in out
     assert "FAILED" not in out
     assert counts(project, "core.unified_profiles", "audiences.purchasers_30d", "marts.order_attribution") == {
-        "core.unified_profiles": 300, "audiences.purchasers_30d": 102, "marts.order_attribution": 301}
+        "core.unified_profiles": 301, "audiences.purchasers_30d": 107, "marts.order_attribution": 301}
     assert sorted(prepared(project)) == DESTINATIONS
     assert latest("marts/order_attribution", "ga4_data_through").startswith("none: GA4 is not configured")
 

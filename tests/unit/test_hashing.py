@@ -60,6 +60,27 @@ def test_meta_vector_normalizes_and_hashes_as_documented(row, field, raw, normal
     assert prepare("meta", field, raw) == digest
 
 
+# Meta's rule for a state outside the US (destinations.md 8.1: "lowercase, no punctuation, no special characters,
+# no white space"): sent as written, not dropped and not turned into an ISO code; a Canadian province keeps its
+# two-letter code (vector 24), named with or without its accent.
+META_STATE_VECTORS = [
+    ("NSW", "nsw", "d3ef3c33db1fb92a87bc9b67e495a01e181a1c47c22e3aa32158e4500eeab448"),
+    ("New South Wales", "newsouthwales", "96236847af45f93f09c6ba2627cdb8da07e395f009d0e42f782cffb119cc24da"),
+    ("Île-de-France", "ledefrance", "0ddd2abe8eadd5bcd9f73a036ce35f07ed7fccdf2281125e3daa6ab5e57477bc"),
+    ("Québec", "qc", "997164d13810adf6cab52541447d083c4472e5ca6052cc6ddd9501318ac5730c"),
+]
+
+
+@pytest.mark.parametrize(("raw", "normalized", "digest"), META_STATE_VECTORS, ids=lambda v: str(v))
+def test_meta_sends_a_state_outside_the_us_lowercase_without_punctuation_or_spaces(raw, normalized, digest):
+    assert normalize("meta", "st", raw) == normalized
+    assert prepare("meta", "st", raw) == digest
+
+
+def test_pinterest_still_takes_only_a_two_letter_state_code():
+    assert (normalize("pinterest", "st", "NSW"), normalize("pinterest", "st", "California")) == (None, "ca")
+
+
 def test_gmail_address_keeps_its_dots_for_meta_unlike_google():
     # Vector 4 is what Google's rule makes of vector 2; Meta must not produce it.
     google_form = "d6117306485ed0e50afab3ac871e98f81699151f30281527d63ff5f233656c69"

@@ -16,7 +16,7 @@ GATES = [
     Gate("raw.crm_orders", "crm_orders_rows_are_complete",
          "Every loaded order has an order id, a parsed order_ts, a value and its source file (a CRM without "
          "orders is fine).",
-         (NotNull("order_id"), NotNull("_order_ts"), NotNull("value"), NotNull("_source"))),
+         (NotNull("order_id"), NotNull("_order_ts"), NotNull("_value"), NotNull("_source"))),
     Freshness("raw.crm_contacts", "crm_contacts_arrived_on_time",
               f"A contacts file was loaded in the last {CRM_MAX_AGE_HOURS} hours.",
               column="_loaded_at", max_age_hours=CRM_MAX_AGE_HOURS),
