@@ -51,12 +51,8 @@ def test_a_partition_range_backfill_of_ga4_succeeds(dagster_dev):
                                        for key in GA4_KEYS]}})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
 
-    def finished():
-        backfill = dagster_dev.graphql("""query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-            ... on PartitionBackfill { status } } }""", {"id": launched["backfillId"]})["partitionBackfillOrError"]
-        return backfill["status"] if backfill["status"] not in ("REQUESTED", "CANCELING") else None
-
-    assert dagster_dev.wait_for("the GA4 backfill to finish", finished) == "COMPLETED_SUCCESS"
+    backfill = dagster_dev.finished_backfill(launched["backfillId"], "the GA4 backfill")
+    assert backfill.status == "COMPLETED_SUCCESS", backfill
     materialized = dagster_dev.graphql("""{ assetNodes(assetKeys: [{path: ["raw", "ga4_daily_traffic"]}]) {
         materializedPartitions: assetPartitionStatuses { ... on TimePartitionStatuses {
             ranges { status startKey endKey } } } } }""")["assetNodes"][0]["materializedPartitions"]["ranges"]
