@@ -1,7 +1,8 @@
 """One real `dagster dev` per test worker, on 127.0.0.1, against a temporary home, landing folder and warehouse.
 
 The landing folder holds the GA4 traffic sample only (no transactions, no CRM file), so the CRM sensor (running,
-as it ships) has nothing to launch and the runs these tests make are the only ones in the queue.
+as it ships) has nothing to launch, and the daily schedule's hour is set twelve hours away, so the runs these
+tests make are the only ones in the queue.
 """
 
 import json
@@ -14,7 +15,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -147,9 +148,11 @@ def server_environment(home: Path, landing: Path) -> dict[str, str]:
     ours = {v for *_, variables in PLATFORMS.values() for v in variables}
     environment = {k: v for k, v in os.environ.items()
                    if not k.startswith(("CDP_", "DAGSTER_", "GA4_", "HUBSPOT_")) and k not in ours}
+    # A daily tick during the session would queue the whole graph ahead of the tests' own runs.
+    far_hour = (datetime.now(settings.timezone()).hour + 12) % 24
     return {**environment, "DAGSTER_HOME": str(home), "CDP_WAREHOUSE_URL": f"duckdb:///{home / 'warehouse.duckdb'}",
             "CDP_LANDING_DIR": str(landing), "CDP_EGRESS_MODE": "dry_run", "GX_ANALYTICS_ENABLED": "false",
-            "CDP_ALERT_LOG": str(home / "run_failures.jsonl")}
+            "CDP_ALERT_LOG": str(home / "run_failures.jsonl"), "CDP_SCHEDULE_HOUR": str(far_hour)}
 
 
 @pytest.fixture(scope="session")
