@@ -8,6 +8,7 @@ tests make are the only ones in the queue.
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,7 @@ GA4_DAYS = 3
 # generous, because a deadline only ever decides how long a real failure takes to report.
 STARTUP_DEADLINE = timedelta(minutes=10)
 RUN_DEADLINE = timedelta(minutes=15)
+SHUTDOWN_GRACE = timedelta(minutes=2)  # dagster dev gives its webserver and daemon 60 s each to stop
 POLL_SECONDS = 0.5
 RUN_FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 BACKFILL_FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -155,6 +157,51 @@ def server_environment(home: Path, landing: Path) -> dict[str, str]:
             "CDP_ALERT_LOG": str(home / "run_failures.jsonl"), "CDP_SCHEDULE_HOUR": str(far_hour)}
 
 
+def dies_with_this_process(command: list[str]) -> list[str]:
+    """On Linux, `command` run so that it is sent SIGTERM if this test process dies before its teardown (a CI
+    timeout's SIGKILL): a server is never left behind, whatever happens to pytest."""
+    if sys.platform != "linux":
+        return command
+    launcher = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "  # PR_SET_PDEATHSIG
+                "os.getppid() == int(sys.argv[1]) or sys.exit('the test process is gone'); "
+                "os.execv(sys.argv[2], sys.argv[2:])")
+    return [sys.executable, "-c", launcher, str(os.getpid()), *command]
+
+
+def live_members(group: int) -> list[int]:
+    """The processes of a process group that are still running (zombies waiting to be reaped are not)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        state, _parent, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+        if int(pgrp) == group and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def stop(process: subprocess.Popen) -> list[int]:
+    """Stop dagster dev and everything it started (webserver, daemon, code servers, run workers): SIGTERM to the
+    whole process group, SIGKILL to whatever is left after the grace period, and wait until none is running.
+    Returns the processes that survived even SIGKILL (none, unless one is stuck in the kernel)."""
+    for sig, grace in ((signal.SIGTERM, SHUTDOWN_GRACE), (signal.SIGKILL, timedelta(seconds=30))):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        end = time.monotonic() + grace.total_seconds()
+        while time.monotonic() < end:
+            process.poll()  # reaps dagster dev itself; its children are reaped by init
+            if not live_members(process.pid):
+                return []
+            time.sleep(POLL_SECONDS)
+    return live_members(process.pid)
+
+
 @pytest.fixture(scope="session")
 def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
     dagster = Path(sys.executable).with_name("dagster")
@@ -171,7 +218,8 @@ def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
     with log.open("w") as out:
         # In its own process group, so the webserver, the daemon and their code servers all stop together.
         process = subprocess.Popen(
-            [str(dagster), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            dies_with_this_process(
+                [str(dagster), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]),
             cwd=home, env=server_environment(home, landing), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     server = DagsterDev(url=f"http://127.0.0.1:{port}", home=home, log=log)
@@ -180,11 +228,11 @@ def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
                         lambda: "the workspace is not loaded yet", STARTUP_DEADLINE)
         yield server
     finally:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
+        survivors = stop(process)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, ARTIFACTS / "dagster_dev.log")  # the home goes; its log stays for whoever reads a failure
+        shutil.rmtree(home)
+        assert survivors == [], f"dagster dev's processes {survivors} survived SIGKILL"
 
 
 def _loaded(server: DagsterDev, process: subprocess.Popen) -> bool:
