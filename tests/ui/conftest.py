@@ -5,6 +5,7 @@ as it ships) has nothing to launch, and the daily schedule's hour is set twelve 
 tests make are the only ones in the queue.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -33,7 +34,8 @@ GA4_DAYS = 3
 # generous, because a deadline only ever decides how long a real failure takes to report.
 STARTUP_DEADLINE = timedelta(minutes=10)
 RUN_DEADLINE = timedelta(minutes=15)
-SHUTDOWN_GRACE = timedelta(minutes=2)  # dagster dev gives its webserver and daemon 60 s each to stop
+SHUTDOWN_GRACE = timedelta(minutes=3)  # dagster dev gives its webserver and daemon 60 s each to stop
+STRAGGLER_GRACE = timedelta(seconds=30)
 POLL_SECONDS = 0.5
 RUN_FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 BACKFILL_FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -185,17 +187,22 @@ def live_members(group: int) -> list[int]:
 
 
 def stop(process: subprocess.Popen) -> list[int]:
-    """Stop dagster dev and everything it started (webserver, daemon, code servers, run workers): SIGTERM to the
-    whole process group, SIGKILL to whatever is left after the grace period, and wait until none is running.
-    Returns the processes that survived even SIGKILL (none, unless one is stuck in the kernel)."""
-    for sig, grace in ((signal.SIGTERM, SHUTDOWN_GRACE), (signal.SIGKILL, timedelta(seconds=30))):
+    """Stop dagster dev and everything it started (webserver, daemon, code servers, run workers), and wait until
+    none of its process group runs. SIGTERM goes to dagster dev first, which shuts the others down in order
+    (signalled all at once, they relaunch a code server that outlives them); then to whatever of the group is
+    left; SIGKILL after the grace period. Returns the processes that survived even SIGKILL (none, unless one is
+    stuck in the kernel)."""
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=SHUTDOWN_GRACE.total_seconds())
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
-            break
-        end = time.monotonic() + grace.total_seconds()
+            return []
+        end = time.monotonic() + STRAGGLER_GRACE.total_seconds()
         while time.monotonic() < end:
-            process.poll()  # reaps dagster dev itself; its children are reaped by init
+            process.poll()  # reaps dagster dev itself; init reaps its children
             if not live_members(process.pid):
                 return []
             time.sleep(POLL_SECONDS)
