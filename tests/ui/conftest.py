@@ -159,15 +159,22 @@ def server_environment(home: Path, landing: Path) -> dict[str, str]:
             "CDP_ALERT_LOG": str(home / "run_failures.jsonl"), "CDP_SCHEDULE_HOUR": str(far_hour)}
 
 
-def dies_with_this_process(command: list[str]) -> list[str]:
-    """On Linux, `command` run so that it is sent SIGTERM if this test process dies before its teardown (a CI
-    timeout's SIGKILL): a server is never left behind, whatever happens to pytest."""
-    if sys.platform != "linux":
-        return command
-    launcher = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "  # PR_SET_PDEATHSIG
-                "os.getppid() == int(sys.argv[1]) or sys.exit('the test process is gone'); "
-                "os.execv(sys.argv[2], sys.argv[2:])")
-    return [sys.executable, "-c", launcher, str(os.getpid()), *command]
+# Starts dagster dev so that SIGTERM always stops it. dagster dev handles SIGTERM as it handles SIGINT, and a
+# process started with SIGINT ignored (a background job of a script, nohup) ignores both, as do all its children.
+# On Linux it is also sent SIGTERM if this test process dies before its teardown (a CI timeout's SIGKILL).
+LAUNCHER = """import ctypes, os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+if sys.platform == "linux":
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(sys.argv[1]):
+        sys.exit("the test process is gone")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def stoppable(command: list[str]) -> list[str]:
+    return [sys.executable, "-c", LAUNCHER, str(os.getpid()), *command]
 
 
 def live_members(group: int) -> list[int]:
@@ -225,7 +232,7 @@ def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
     with log.open("w") as out:
         # In its own process group, so the webserver, the daemon and their code servers all stop together.
         process = subprocess.Popen(
-            dies_with_this_process(
+            stoppable(
                 [str(dagster), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]),
             cwd=home, env=server_environment(home, landing), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
