@@ -44,7 +44,7 @@ RUN_QUERY = """query($id: ID!) {
     runOrError(runId: $id) { __typename ... on Run { status stepStats { stepKey status }
         assetMaterializations { assetKey { path } } } ... on PythonError { message } }
     logsForRun(runId: $id) { ... on EventConnection { events {
-        ... on ExecutionStepFailureEvent { stepKey error { message } } } } } }"""
+        ... on ExecutionStepFailureEvent { stepKey error { message causes { message } } } } } } }"""
 BACKFILL_QUERY = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
     ... on PartitionBackfill { status error { message } runs { runId } } ... on PythonError { message } } }"""
 
@@ -97,7 +97,7 @@ class DagsterDev:
             if found:
                 return found
             time.sleep(POLL_SECONDS)
-        pytest.fail(f"{what} did not happen within {deadline}: {state()}\n"
+        pytest.fail(f"timed out after {deadline.total_seconds() / 60:g} min waiting for {what}: {state()}\n"
                     f"dagster dev log ends:\n{self.log_tail()}")
 
     def log_tail(self) -> str:
@@ -108,7 +108,7 @@ class DagsterDev:
         run = data["runOrError"]
         if run["__typename"] != "Run":
             return Run(run_id, run["__typename"], {"(run)": run.get("message", "")})
-        errors = {e["stepKey"]: e["error"]["message"].strip().splitlines()[0]
+        errors = {e["stepKey"]: root_cause(e["error"])
                   for e in data["logsForRun"].get("events", []) if e.get("stepKey") and e.get("error")}
         failed = {s["stepKey"]: errors.get(s["stepKey"], "no error recorded")
                   for s in run["stepStats"] if s["status"] == "FAILURE"}
@@ -121,7 +121,7 @@ class DagsterDev:
             found = self.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
                                  {"id": run_id})["runOrError"]
             return found.get("status") in RUN_FINISHED
-        self.wait_for(what, finished, lambda: str(self.run(run_id)), RUN_DEADLINE)
+        self.wait_for(f"{what} to finish", finished, lambda: str(self.run(run_id)), RUN_DEADLINE)
         return self.run(run_id)
 
     def backfill(self, backfill_id: str) -> Backfill:
@@ -137,8 +137,14 @@ class DagsterDev:
         def finished() -> bool:
             found = self.graphql(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
             return found.get("status") in BACKFILL_FINISHED
-        self.wait_for(what, finished, lambda: str(self.backfill(backfill_id)), RUN_DEADLINE)
+        self.wait_for(f"{what} to finish", finished, lambda: str(self.backfill(backfill_id)), RUN_DEADLINE)
         return self.backfill(backfill_id)
+
+
+def root_cause(error: dict) -> str:
+    """The first line of the innermost error: the outer one only says which step raised it."""
+    messages = [error["message"], *(cause["message"] for cause in error["causes"])]
+    return messages[-1].strip().splitlines()[0]
 
 
 def free_port() -> int:
