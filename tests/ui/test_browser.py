@@ -7,14 +7,16 @@ shown), through Playwright's auto-waiting assertions, with timeouts sized for a 
 
 import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from playwright.sync_api import expect
 
 from cdp_assets.definitions import build_definitions
 from tests.conftest import require
-from tests.ui.conftest import ARTIFACTS, RUN_DEADLINE
+from tests.ui.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.xdist_group("ui")
 
@@ -73,7 +75,7 @@ def community_dialog_skipped(browser, dagster_dev) -> None:
     expect(dialog).to_be_hidden()
     dagster_dev.wait_for("the server to remember the sign-up dialog was skipped",
                          lambda: not dagster_dev.graphql("{ shouldShowNux }")["shouldShowNux"],
-                         lambda: "shouldShowNux is still true", RUN_DEADLINE)
+                         lambda: "shouldShowNux is still true", timedelta(milliseconds=UI_TIMEOUT_MS))
     page.context.close()
 
 
@@ -107,9 +109,14 @@ def test_the_asset_graph_shows_every_stage(page):
 
 
 def test_an_assets_lineage_shows_its_neighbours(page):
+    unified = dg.AssetKey(["core", "unified_profiles"])
+    upstream, downstream = dg.AssetKey(["core", "record_profiles"]), dg.AssetKey(["audiences", "purchasers_30d"])
+    lineage = build_definitions().resolve_asset_graph().get(unified)
+    assert upstream in lineage.parent_keys and downstream in lineage.child_keys, "pick neighbours the code has"
+
     page.goto("/assets/core/unified_profiles?view=lineage&lineageScope=neighbors")
-    for asset in ("record_profiles", "unified_profiles", "purchasers_30d"):  # short names: long ones are truncated
-        expect(graph(page).get_by_text(asset, exact=True)).to_be_visible()
+    for key in (upstream, unified, downstream):  # short names: the graph truncates long ones
+        expect(graph(page).get_by_text(key.path[-1], exact=True)).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "02_unified_profiles_lineage.png"), full_page=True)
     shows_no_error(page)
 
