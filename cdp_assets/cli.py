@@ -53,10 +53,7 @@ def check_setup(url: str) -> None:
     PostgreSQL warehouse that answers (a DuckDB file is not opened here: a running job may hold it)."""
     from cdp_assets.resources.warehouse import dialect_of, normalize_url
 
-    try:
-        dialect = dialect_of(url)
-    except ValueError as error:
-        raise settings.ConfigError(str(error)) from None
+    dialect = dialect_of(url)
     settings.egress_mode()
     settings.reporting_currency()
     settings.schedule_hour()
@@ -67,7 +64,7 @@ def check_setup(url: str) -> None:
         raise settings.ConfigError(f"CDP_LANDING_DIR={landing} cannot be created: {error.strerror}") from None
     if dialect == "postgres":
         engine = sa.create_engine(normalize_url(url), poolclass=NullPool)
-        shown = sa.engine.make_url(normalize_url(url)).render_as_string(hide_password=True)
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
         try:
             with engine.connect():
                 pass
@@ -130,23 +127,24 @@ def report_day(outcome: DayOutcome, day: date) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cdp_assets.definitions import build_definitions
-
     day = args.date or settings.yesterday()
     check_day(day)
     instance = prepared_instance(settings.warehouse_url())
+    from cdp_assets.definitions import build_definitions  # loading it builds the definitions: after the checks
+
     return report_day(run_day(build_definitions(), day, instance), day)
 
 
 def _ga4_backfill(args: argparse.Namespace) -> int:
-    from cdp_assets.definitions import build_definitions
-
     last = args.to or settings.yesterday()
     if args.first > last:
         raise settings.ConfigError(f"--from {args.first} is after --to {last}")
     check_day(args.first, "--from")
     check_day(last, "--to")
-    outcomes = backfill_ga4(build_definitions(), args.first, last, prepared_instance(settings.warehouse_url()))
+    instance = prepared_instance(settings.warehouse_url())
+    from cdp_assets.definitions import build_definitions  # loading it builds the definitions: after the checks
+
+    outcomes = backfill_ga4(build_definitions(), args.first, last, instance)
     for outcome in outcomes:
         report(outcome)
     return 0 if all(o.ok for o in outcomes) else 1
@@ -180,10 +178,10 @@ def replay_dead_letters(defs: dg.Definitions, destination: str, instance: dg.Dag
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from cdp_assets.definitions import build_definitions
+    instance = prepared_instance(settings.warehouse_url())
+    from cdp_assets.definitions import build_definitions  # loading it builds the definitions: after the checks
 
     defs = build_definitions()
-    instance = prepared_instance(settings.warehouse_url())
     if settings.egress_mode() == "dry_run":
         check_destination(defs, args.destination)
         print(f"{args.destination}: CDP_EGRESS_MODE is dry_run, so nothing was ever sent or refused by the platform; "

@@ -42,38 +42,24 @@ class RunOutcome:
         return self.success and not self.failed_checks
 
 
+def _across_runs(name: str) -> property:
+    return property(lambda self: [item for run in self.runs for item in getattr(run, name)])
+
+
 @dataclass
 class DayOutcome:
     """The runs of one day, read as one: it is ok when every run is."""
 
     runs: list[RunOutcome]
+    failed_steps = _across_runs("failed_steps")
+    failed_checks = _across_runs("failed_checks")
+    warned_checks = _across_runs("warned_checks")
+    passed_checks = _across_runs("passed_checks")
+    skipped_steps = _across_runs("skipped_steps")
 
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.runs)
-
-    def _all(self, name: str) -> list:
-        return [item for run in self.runs for item in getattr(run, name)]
-
-    @property
-    def failed_steps(self) -> list[str]:
-        return self._all("failed_steps")
-
-    @property
-    def failed_checks(self) -> list[str]:
-        return self._all("failed_checks")
-
-    @property
-    def warned_checks(self) -> list[str]:
-        return self._all("warned_checks")
-
-    @property
-    def passed_checks(self) -> list[str]:
-        return self._all("passed_checks")
-
-    @property
-    def skipped_steps(self) -> list[str]:
-        return self._all("skipped_steps")
 
 
 def one_line(error: object) -> str:

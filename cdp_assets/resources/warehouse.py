@@ -46,7 +46,7 @@ def dialect_of(url: str) -> str:
         return "postgres"
     if backend == "duckdb":
         return "duckdb"
-    raise ValueError(f"CDP_WAREHOUSE_URL uses {backend!r}; supported warehouses are duckdb and postgresql")
+    raise settings.ConfigError(f"CDP_WAREHOUSE_URL uses {backend!r}; supported warehouses are duckdb and postgresql")
 
 
 def warehouse_identity(url: str) -> str:
