@@ -9,7 +9,8 @@ Accepted events are counted by id; Meta, TikTok and Pinterest web events are ded
 the platforms do, and `deliveries` counts every accepted copy so a test can prove nothing arrived twice.
 Faults are queued (`fail_next`) or drawn at a seeded rate: 429 with Retry-After, 500, a platform's
 transient code, a timeout, a dropped connection, an auth error; `kill` SIGKILLs a client process on a
-given request, before or after the fake accepted it.
+given request, before or after the fake accepted it. A timeout holds the answer until the client gives up
+and hangs up, so it lasts exactly the client's read timeout, however loaded the machine is.
 """
 
 import json
@@ -29,6 +30,7 @@ META_TOKEN, GOOGLE_ACCESS, GOOGLE_REFRESH, TIKTOK_TOKEN, PINTEREST_TOKEN = (
     "meta-secret-token", "google-access-token", "google-refresh-token", "tiktok-secret-token", "pinterest-token")
 DEVELOPER_TOKEN = "google-dev-token"
 FAULTS = ("429", "500", "transient", "timeout", "drop")
+HANG_UP_WAIT_SECONDS = 300  # a client that never times out is a test bug; the fake stops waiting after this
 # external_id is not among them: Meta accepts it unhashed (hashing is recommended; its SDK sends it raw).
 META_HASHED = ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "ge", "db")
 CA_HASHED = {"EMAIL", "PHONE", "FN", "LN", "CT", "ST", "ZIP", "COUNTRY"}
@@ -52,11 +54,10 @@ def google_error(status: int, state: str, message: str, code: dict | None = None
 
 
 class FakeAds:
-    def __init__(self, fault_rate: float = 0.0, seed: int = 11, read_timeout: float = 0.5,
-                 job_polls_until_done: int = 1, keep_requests: bool = True) -> None:
+    def __init__(self, fault_rate: float = 0.0, seed: int = 11, job_polls_until_done: int = 1,
+                 keep_requests: bool = True) -> None:
         self.keep_requests = keep_requests
         self.fault_rate = fault_rate
-        self.read_timeout = read_timeout
         self.faults: list[str] = []
         self.faults_served: Counter = Counter()
         self.busy_seconds = 0.0  # time spent reading, checking and answering requests
@@ -398,6 +399,16 @@ class FakeAds:
                 self.close_connection = True
                 self.connection.shutdown(2)
 
+            def _wait_for_hang_up(self) -> None:
+                # Never answered: the client's read timeout ends the wait when it closes the connection.
+                self.close_connection = True
+                self.connection.settimeout(HANG_UP_WAIT_SECONDS)
+                try:
+                    while self.connection.recv(65536):
+                        pass
+                except OSError:
+                    pass
+
             def _serve(self, method: str) -> None:
                 started = time.perf_counter()
                 try:
@@ -444,8 +455,7 @@ class FakeAds:
                     self._answer(500, {"error": {"code": 500, "message": "Internal error"}})
                     return
                 if fault == "timeout":
-                    time.sleep(fake.read_timeout + 0.25)
-                    self._drop()
+                    self._wait_for_hang_up()
                     return
                 if fault == "drop":
                     self._drop()

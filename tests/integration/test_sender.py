@@ -21,8 +21,11 @@ from cdp_assets.activation.transport import RetryPolicy
 from cdp_assets.resources.warehouse import WarehouseResource
 from tests.fakes.ads import META_TOKEN, FakeAds
 
+READ_TIMEOUT = 3.0  # each injected timeout costs this much; an answer takes milliseconds
 HASH = "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"
-FAST = RetryPolicy(attempts=8, base_seconds=0.001, max_seconds=0.01, timeout=(1.0, 0.5))
+# Retries without waiting. The read timeout stays far above any answer a loaded machine can delay: a
+# timeout on an answer the fake accepted would be a legitimate resend, and these tests count every copy.
+FAST = RetryPolicy(attempts=8, base_seconds=0.001, max_seconds=0.01, timeout=(10.0, 30.0))
 
 
 def destination(platform: str, name: str | None = None) -> Destination:
@@ -62,10 +65,10 @@ def duck(tmp_path) -> WarehouseResource:
 
 def test_100k_events_under_20_percent_faults_arrive_exactly_once(duck, env):
     # A request answered after the client gave up is one the platform accepted with the answer lost: the
-    # sender rightly sends it again and Meta deduplicates it. The read timeout is long enough that only the
-    # injected timeouts hit it, so every event must have arrived exactly once.
-    policy = RetryPolicy(attempts=8, base_seconds=0.001, max_seconds=0.01, timeout=(1.0, 2.0))
-    with FakeAds(fault_rate=0.2, read_timeout=2.0) as fake:
+    # sender rightly sends it again and Meta deduplicates it. An injected timeout is never answered, and the
+    # read timeout is far above what a loaded machine adds to an answer, so every event arrives exactly once.
+    policy = RetryPolicy(attempts=8, base_seconds=0.001, max_seconds=0.01, timeout=(10.0, READ_TIMEOUT))
+    with FakeAds(fault_rate=0.2) as fake:
         env(fake)
         sender = Sender(duck, "meta_capi", MetaCapi(destination("meta_capi")), "run-1", policy)
         sender.deliver("track_events", items([meta_event(n) for n in range(100_000)]), 1_000, {})
