@@ -18,6 +18,7 @@ prove a record was written exactly once.
 
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -28,10 +29,9 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
-from tests.fakes.hubspot_values import check_value, definition_problem, problem, problems_message
+from tests.fakes import hubspot_values as hv
 
 BUILT_IN = ("email", "firstname", "lastname", "phone", "city", "state", "zip", "country", "hs_object_id")
-READ_ONLY = {"hs_object_id"}
 MAX_INPUTS = 100
 MAX_MEMBERSHIP_IDS = 100  # HubSpot's limit is unverified (spec §1 "Lists v3"); the object batch size is used
 MAX_PAGE = 250
@@ -68,7 +68,7 @@ class FakeHubSpotCrm:
         self.keep_requests = keep_requests
         self.groups: dict[str, dict] = {"contactinformation": {"name": "contactinformation", "displayOrder": 0,
                                                                "label": "Contact information", "archived": False}}
-        self.properties: dict[str, dict] = {name: self._definition(
+        self.properties: dict[str, dict] = {name: hv.definition(
             {"name": name, "label": name, "type": "string", "fieldType": "text", "groupName": "contactinformation",
              "hasUniqueValue": False}) for name in BUILT_IN}
         self.contacts: dict[str, dict] = {}
@@ -87,7 +87,7 @@ class FakeHubSpotCrm:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -135,24 +135,17 @@ class FakeHubSpotCrm:
         return self.properties.get(name)
 
     # ---- properties ---------------------------------------------------------------------------------
-    @staticmethod
-    def _definition(body: dict) -> dict:
-        now = _now()
-        keep = ("name", "label", "type", "fieldType", "groupName", "description", "options", "displayOrder")
-        return {**{k: body[k] for k in keep if k in body}, "hasUniqueValue": bool(body.get("hasUniqueValue")),
-                "createdAt": now, "updatedAt": now, "archived": False}
-
     def _create_property(self, body: object) -> tuple[int, dict]:
         if not isinstance(body, dict):
             raise error(400, "The body must be a JSON object")
-        unique = sum(1 for p in self.properties.values() if p["hasUniqueValue"])
-        wrong = definition_problem(body, self.groups, unique)
+        in_use = sum(1 for p in self.properties.values() if p["hasUniqueValue"])
+        wrong = hv.definition_problem(body, self.groups, in_use)
         if wrong:
             raise error(400, wrong)
         if body["name"] in self.properties:
             raise error(409, f"Property named '{body['name']}' already exists.", "OBJECT_ALREADY_EXISTS")
-        self.properties[body["name"]] = definition = self._definition(body)
-        return 201, definition
+        self.properties[body["name"]] = created = hv.definition(body)
+        return 201, created
 
     def _create_group(self, body: object) -> tuple[int, dict]:
         if not isinstance(body, dict) or not all(isinstance(body.get(k), str) and body[k] for k in ("name", "label")):
@@ -166,7 +159,7 @@ class FakeHubSpotCrm:
 
     # ---- contacts -----------------------------------------------------------------------------------
     def _unique(self, name: str) -> bool:
-        return name == "email" or self.properties[name]["hasUniqueValue"]
+        return hv.unique(self.properties, name)
 
     def _lookup(self, id_property: str, key: str) -> str | None:
         if id_property == "hs_object_id":
@@ -189,29 +182,9 @@ class FakeHubSpotCrm:
         if isinstance(body, dict) and "inputs" not in body:  # HS-9: HubSpot accepts it and writes nothing
             return 200, {"status": "COMPLETE", "results": [], "startedAt": started, "completedAt": _now()}
         inputs = body.get("inputs") if isinstance(body, dict) else None
-        if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
-            raise error(400, "Invalid input JSON: inputs must be a list of objects")
-        if len(inputs) > MAX_INPUTS:
-            raise error(400, f"Batch input size of {len(inputs)} exceeds the limit of {MAX_INPUTS} inputs")
-        keys, traces, unknown = Counter(), Counter(), []
-        for item in inputs:
-            id_property, key, properties = item.get("idProperty"), item.get("id"), item.get("properties", {})
-            if not (isinstance(key, str) and key and isinstance(id_property, str) and isinstance(properties, dict)):
-                raise error(400, "Each input needs an id and an idProperty (strings) and a properties object")
-            if id_property in self.properties and not self._unique(id_property):
-                raise error(400, f"Unable to perform update/upsert by non-unique 0-1 property {id_property}")
-            unknown += [n for n in (id_property, *properties) if n not in self.properties and n not in unknown]
-            keys[key.lower() if id_property == "email" else key] += 1
-            if item.get("objectWriteTraceId") is not None:
-                traces[item["objectWriteTraceId"]] += 1
-        if unknown:
-            raise error(400, problems_message([problem(n, f'Property "{n}" does not exist', "PROPERTY_DOESNT_EXIST")
-                                               for n in unknown]))
-        duplicates = [k for k, n in keys.items() if n > 1]
-        if duplicates:
-            raise error(400, f"Duplicate IDs found in batch input: [{', '.join(duplicates)}]. IDs must be unique")
-        if any(n > 1 for n in traces.values()):
-            raise error(400, "objectWriteTraceId must be unique per input")
+        wrong = hv.batch_problem(inputs, self.properties, MAX_INPUTS)
+        if wrong:
+            raise error(400, wrong)
         results, errors = [], []
         for item in inputs:
             ok, outcome = self._upsert_one(item)
@@ -224,21 +197,9 @@ class FakeHubSpotCrm:
     def _upsert_one(self, item: dict) -> tuple[bool, dict]:
         id_property, key, trace = item["idProperty"], item["id"], item.get("objectWriteTraceId")
         context = {"objectWriteTraceId": [trace]} if trace is not None else {"id": [key]}
-        problems, values = [], {}
-        for name, value in {**item.get("properties", {}), id_property: key}.items():
-            if value in self.poisoned:
-                problems.append(problem(name, f"{value} was not a valid value.", "INVALID_VALUE"))
-            elif name in READ_ONLY:
-                problems.append(problem(name, f"{name} is a read-only property; its value cannot be set.",
-                                        "READ_ONLY_VALUE"))
-            else:
-                stored, wrong = check_value(self.properties[name], value)
-                if wrong:
-                    problems.append(wrong)
-                else:
-                    values[name] = stored
+        values, problems = hv.check_input(self.properties, item, self.poisoned)
         if problems:
-            return False, {"status": "error", "category": "VALIDATION_ERROR", "message": problems_message(problems),
+            return False, {"status": "error", "category": "VALIDATION_ERROR", "message": hv.problems_message(problems),
                            "context": context}
         found = self._lookup(id_property, key)
         for name, stored in values.items():
@@ -269,7 +230,7 @@ class FakeHubSpotCrm:
             raise error(400, "Invalid input JSON: inputs must be a list of objects")
         id_property, wanted = body.get("idProperty") or "hs_object_id", body.get("properties")
         if id_property not in self.properties:
-            raise error(400, problems_message([problem(id_property, f'Property "{id_property}" does not exist',
+            raise error(400, hv.problems_message([hv.problem(id_property, f'Property "{id_property}" does not exist',
                                                        "PROPERTY_DOESNT_EXIST")]))
         if id_property != "hs_object_id" and not self._unique(id_property):
             raise error(400, f"Unable to read by non-unique 0-1 property {id_property}")
@@ -389,40 +350,31 @@ class FakeHubSpotCrm:
         return 200, answer
 
     # ---- dispatch -----------------------------------------------------------------------------------
+    def _found(self, table: dict, key: str, what: str) -> tuple[int, dict]:
+        if key not in table:
+            raise error(404, f"{what} {key} does not exist", "OBJECT_NOT_FOUND")
+        return 200, table[key]
+
     def _route(self, method: str, path: str, query: dict, body: object) -> tuple[int, dict | None]:
-        p = path.strip("/").split("/")
-        if p[:3] == ["crm", "v3", "properties"] and p[3:4] == ["contacts"]:
-            rest = p[4:]
-            if not rest:
-                if method == "GET":
-                    return 200, {"results": list(self.properties.values())}
-                if method == "POST":
-                    return self._create_property(body)
-            elif rest == ["groups"] and method == "POST":
-                return self._create_group(body)
-            elif len(rest) == 2 and rest[0] == "groups" and method == "GET":
-                if rest[1] in self.groups:
-                    return 200, self.groups[rest[1]]
-                raise error(404, f"Property group {rest[1]} does not exist", "OBJECT_NOT_FOUND")
-            elif len(rest) == 1 and method == "GET":
-                if rest[0] in self.properties:
-                    return 200, self.properties[rest[0]]
-                raise error(404, f'Property "{rest[0]}" does not exist', "OBJECT_NOT_FOUND")
-        elif p[:4] == ["crm", "v3", "objects", "contacts"] and method == "POST":
-            route = {"batch/upsert": self._upsert, "batch/read": self._read, "gdpr-delete": self._gdpr_delete}
-            if "/".join(p[4:]) in route:
-                return route["/".join(p[4:])](body)
-        elif p[:3] == ["crm", "v3", "lists"]:
-            rest = p[3:]
-            if not rest and method == "POST":
-                return self._create_list(body)
-            if len(rest) == 4 and rest[0] == "object-type-id" and rest[2] == "name" and method == "GET":
-                return self._find_list(rest[1], unquote(rest[3]))
-            if len(rest) == 2 and rest[1] == "memberships" and method == "GET":
-                return self._members_page(rest[0], query)
-            if len(rest) == 3 and rest[1] == "memberships" and rest[2] in ("add", "remove", "add-and-remove") \
-                    and method == "PUT":
-                return self._edit_members(rest[0], rest[2], body)
+        routes = (
+            ("GET", r"/crm/v3/properties/contacts", lambda: (200, {"results": list(self.properties.values())})),
+            ("POST", r"/crm/v3/properties/contacts", lambda: self._create_property(body)),
+            ("POST", r"/crm/v3/properties/contacts/groups", lambda: self._create_group(body)),
+            ("GET", r"/crm/v3/properties/contacts/groups/([^/]+)", lambda g: self._found(self.groups, g, "Group")),
+            ("GET", r"/crm/v3/properties/contacts/([^/]+)", lambda n: self._found(self.properties, n, "Property")),
+            ("POST", r"/crm/v3/objects/contacts/batch/upsert", lambda: self._upsert(body)),
+            ("POST", r"/crm/v3/objects/contacts/batch/read", lambda: self._read(body)),
+            ("POST", r"/crm/v3/objects/contacts/gdpr-delete", lambda: self._gdpr_delete(body)),
+            ("POST", r"/crm/v3/lists", lambda: self._create_list(body)),
+            ("GET", r"/crm/v3/lists/object-type-id/([^/]+)/name/([^/]+)", self._find_list),
+            ("GET", r"/crm/v3/lists/([^/]+)/memberships", lambda i: self._members_page(i, query)),
+            ("PUT", r"/crm/v3/lists/([^/]+)/memberships/(add|remove|add-and-remove)",
+             lambda i, op: self._edit_members(i, op, body)),
+        )
+        for verb, pattern, serve in routes:
+            match = re.fullmatch(pattern, path.rstrip("/"))
+            if match and verb == method:
+                return serve(*(unquote(g) for g in match.groups()))
         raise error(404, f"No route {method} {path}", "NOT_FOUND")
 
     @staticmethod
@@ -568,9 +520,6 @@ class FakeHubSpotCrm:
 
             def do_PUT(self) -> None:
                 self._serve("PUT")
-
-            def do_DELETE(self) -> None:
-                self._serve("DELETE")
 
         return Handler
 

@@ -1,4 +1,7 @@
-"""How the HubSpot fake checks property definitions and property values (spec §1 "Properties API").
+"""How the HubSpot fake checks property definitions, upsert batches and property values (spec §1).
+
+A batch is refused whole (400) past 100 inputs, for duplicate ids, an `idProperty` that is neither `email`
+nor a unique-value property, or any undefined property name (`PROPERTY_DOESNT_EXIST`, HS-3).
 
 A definition needs a name, label, group, and a `type`/`fieldType` pair from HubSpot's list; enumerations need
 options. A value is checked by its property's type: `number` must read as a number, `bool` is `true`/`false`,
@@ -10,6 +13,7 @@ Values are stored the way HubSpot answers them: dates and datetimes in ISO form,
 
 import json
 import re
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 FIELD_TYPES = {
@@ -21,6 +25,7 @@ FIELD_TYPES = {
     "number": {"number", "calculation_equation"},
 }
 MAX_UNIQUE = 10
+READ_ONLY = {"hs_object_id"}
 MAX_STRING = 65_536
 DAY_MS = 86_400_000
 NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -132,3 +137,61 @@ def _datetime(name: str, value: str) -> tuple[str | None, dict | None]:
     except (ValueError, OverflowError, OSError):
         return None, problem(name, f"{value} was not a valid datetime; use ISO 8601 or epoch milliseconds.",
                              "INVALID_DATETIME")
+
+
+def definition(body: dict) -> dict:
+    """The stored (and answered, HS-7) form of a property definition."""
+    now = _iso(datetime.now(UTC))
+    keep = ("name", "label", "type", "fieldType", "groupName", "description", "options", "displayOrder")
+    return {**{k: body[k] for k in keep if k in body}, "hasUniqueValue": bool(body.get("hasUniqueValue")),
+            "createdAt": now, "updatedAt": now, "archived": False}
+
+
+def unique(definitions: dict, name: str) -> bool:
+    """Whether a property can key an upsert: `email`, or a property with `hasUniqueValue`."""
+    return name == "email" or definitions[name]["hasUniqueValue"]
+
+
+def batch_problem(inputs: object, definitions: dict, limit: int) -> str | None:
+    """Why HubSpot refuses a whole upsert batch with a 400 VALIDATION_ERROR (HS-3, HS-4), or None."""
+    if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
+        return "Invalid input JSON: inputs must be a list of objects"
+    if len(inputs) > limit:
+        return f"Batch input size of {len(inputs)} exceeds the limit of {limit} inputs"
+    keys, traces, unknown = Counter(), Counter(), []
+    for item in inputs:
+        id_property, key, properties = item.get("idProperty"), item.get("id"), item.get("properties", {})
+        if not (isinstance(key, str) and key and isinstance(id_property, str) and isinstance(properties, dict)):
+            return "Each input needs an id and an idProperty (strings) and a properties object"
+        if id_property in definitions and not unique(definitions, id_property):
+            return f"Unable to perform update/upsert by non-unique 0-1 property {id_property}"
+        unknown += [n for n in (id_property, *properties) if n not in definitions and n not in unknown]
+        keys[key.lower() if id_property == "email" else key] += 1
+        traces[item.get("objectWriteTraceId")] += item.get("objectWriteTraceId") is not None
+    if unknown:
+        return problems_message([problem(n, f'Property "{n}" does not exist', "PROPERTY_DOESNT_EXIST")
+                                 for n in unknown])
+    duplicates = [k for k, n in keys.items() if n > 1]
+    if duplicates:
+        return f"Duplicate IDs found in batch input: [{', '.join(duplicates)}]. IDs must be unique"
+    if any(n > 1 for n in traces.values()):
+        return "objectWriteTraceId must be unique per input"
+    return None
+
+
+def check_input(definitions: dict, item: dict, poisoned: list) -> tuple[dict, list[dict]]:
+    """The stored values of one upsert input (its id set on its idProperty), and the problems of the rest."""
+    values, problems = {}, []
+    for name, value in {**item.get("properties", {}), item["idProperty"]: item["id"]}.items():
+        if value in poisoned:
+            problems.append(problem(name, f"{value} was not a valid value.", "INVALID_VALUE"))
+        elif name in READ_ONLY:
+            problems.append(problem(name, f"{name} is a read-only property; its value cannot be set.",
+                                    "READ_ONLY_VALUE"))
+        else:
+            stored, wrong = check_value(definitions[name], value)
+            if wrong:
+                problems.append(wrong)
+            else:
+                values[name] = stored
+    return values, problems
