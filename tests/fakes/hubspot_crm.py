@@ -5,10 +5,11 @@ Routes (contacts only): the Properties API (list, read, create, create and read 
 add-and-remove, paged read). Batches follow HubSpot's rules: at most 100 inputs, unique ids, an `idProperty`
 that is `email` or a unique-value property, every property defined (else the whole request is a 400
 `PROPERTY_DOESNT_EXIST`), and values checked by type (`tests/fakes/hubspot_values.py`); bad inputs come back
-in a 207 carrying their `objectWriteTraceId`. A body without `inputs` is answered 200 with no results, the
-quirk of HS-9. Membership answers keep the `recordsIdsAdded` typo. A sliding window of `burst` requests per
-`window_seconds` (and an optional daily limit) answers HS-5's 429s; every answer past the auth check carries
-the X-HubSpot-RateLimit-* headers.
+in a 207 carrying their `objectWriteTraceId` (or `id`), as does an input that would give a second contact an
+email or unique value another contact holds (`CONFLICT`, "Contact already exists. Existing ID: …").
+A body without `inputs` is answered 200 with no results, the quirk of HS-9. Membership answers keep the
+`recordsIdsAdded` typo. A sliding window of `burst` requests per `window_seconds` (and an optional daily limit)
+answers HS-5's 429s; every answer past the auth check carries the X-HubSpot-RateLimit-* headers.
 Faults are queued with `fail_next` for the next record-carrying requests (upsert, membership edits,
 gdpr-delete); `poison` makes every upsert input holding a value fail in the 207; `kill` SIGKILLs a client
 process on a given record-carrying request, before or after the fake applied it. `writes` counts every
