@@ -31,6 +31,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -47,12 +48,22 @@ ORG_ID, USER_ID = "00DXX0000000001", "005XX000001"
 FAULTS = ("UNABLE_TO_LOCK_ROW", "UNPROCESSED", "REQUEST_LIMIT_EXCEEDED", "500", "503", "INVALID_SESSION_ID",
           "drop", "accept_then_drop", "timeout")
 RECORD_FAULTS = ("UNABLE_TO_LOCK_ROW", "UNPROCESSED")  # taken by the next record written, not the next request
+REQUEST_FAULTS = tuple(f for f in FAULTS if f not in RECORD_FAULTS)
 FIELD_TYPES = ("string", "email", "phone", "double", "int", "boolean", "date", "datetime")
 PREFIXES = {"Contact": "003", "Lead": "00Q"}
 REQUIRED = {"Contact": ("LastName",), "Lead": ("LastName", "Company")}
 MAX_COLLECTION = 200
 HANG_UP_WAIT_SECONDS = 300
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+PARSERS = {"double": float, "int": int, "date": date.fromisoformat,
+           "datetime": lambda v: datetime.fromisoformat(v.replace("Z", "+00:00"))}
+FAULT_ANSWERS = {
+    "500": (500, [{"message": "An unexpected error occurred. Please include this ErrorId if you contact support: "
+                              "1234567890-1 (-1)", "errorCode": "UNKNOWN_EXCEPTION"}]),
+    "503": (503, [{"message": "Server is unavailable", "errorCode": "SERVER_UNAVAILABLE"}]),
+    "REQUEST_LIMIT_EXCEEDED": (403, [{"message": "TotalRequests Limit exceeded.",
+                                      "errorCode": "REQUEST_LIMIT_EXCEEDED"}]),
+    "INVALID_SESSION_ID": (401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])}
 LOCK_MESSAGE = "unable to obtain exclusive access to this record or 1 records: 001XX0000000001AAA"
 
 
@@ -62,40 +73,29 @@ def item_error(code: str, message: str, fields: list[str] | None = None) -> dict
 
 def _coerce(ftype: str, length: int, name: str, value: object, from_csv: bool) -> object:
     """The stored value of `value` for a field of `ftype`; a bad value raises ValueError with the item error."""
-    def bad() -> ValueError:
-        return ValueError(item_error("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{name}: value not of required type: "
-                                     f"{value}", [name]))
+    bad = ValueError(item_error("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{name}: value not of required type: {value}",
+                                [name]))
     if value is None:
         return None
-    if ftype in ("double", "int"):
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise bad()
-        try:
-            number = float(value) if ftype == "double" else int(value)
-        except ValueError:
-            raise bad() from None
-        return number
     if ftype == "boolean":
         if isinstance(value, bool):
             return value
         if from_csv and str(value).lower() in ("true", "false", "1", "0"):
             return str(value).lower() in ("true", "1")
-        raise bad()
-    if not isinstance(value, str):
-        raise bad()
+        raise bad
+    numeric = ftype in ("double", "int")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float) if numeric else str):
+        raise bad
     try:
-        if ftype == "date":
-            date.fromisoformat(value)
-        elif ftype == "datetime":
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = PARSERS.get(ftype, str)(value)
     except ValueError:
-        raise bad() from None
+        raise bad from None
     if ftype == "email" and not EMAIL.fullmatch(value):
         raise ValueError(item_error("INVALID_EMAIL_ADDRESS", f"{name}: invalid email address: {value}", [name]))
-    if len(value) > length:
+    if not numeric and len(value) > length:
         raise ValueError(item_error("STRING_TOO_LONG", f"{name}: data value too large: {value} "
                                     f"(max length={length})", [name]))
-    return value
+    return parsed if numeric else value
 
 
 class FakeSalesforce(BulkIngest):
@@ -126,10 +126,12 @@ class FakeSalesforce(BulkIngest):
         self.poisoned: set[str] = set()
         self.kill_plan: tuple[int, int, bool] | None = None
         self._record_requests = 0
+        self._serial = 0  # record and job ids
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown waits for one poll, and tests start and stop a fake each.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -155,6 +157,13 @@ class FakeSalesforce(BulkIngest):
             raise ValueError(f"cannot define {sobject}.{name} of type {type}")
         self.fields[sobject][name] = (type, length, external_id)
 
+    def add(self, sobject: str, external_id: str, **fields: object) -> str:
+        """Seed an existing record (not counted in `writes`); its Id, as later upserts will answer it."""
+        with self._lock:
+            self.ids[(sobject, external_id)] = record_id = self._new_id(PREFIXES[sobject])
+            self.records[sobject][external_id] = dict(fields)
+        return record_id
+
     def fail_next(self, *faults: str) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
@@ -174,19 +183,12 @@ class FakeSalesforce(BulkIngest):
         self.kill_plan = (pid, on_request, after_accepting)
 
     # ---- faults -------------------------------------------------------------------------------------
-    def _request_fault(self) -> str | None:
-        with self._lock:
-            if self.faults and self.faults[0] not in RECORD_FAULTS:
-                fault = self.faults.pop(0)
-                self.faults_served[fault] += 1
-                return fault
-        return None
-
     def _record_fault(self, kinds: tuple[str, ...]) -> str | None:
-        if self.faults and self.faults[0] in kinds:
-            fault = self.faults.pop(0)
-            self.faults_served[fault] += 1
-            return fault
+        """The queued fault if it is one of `kinds`: faults are served strictly in the order they were queued."""
+        with self._lock:
+            if self.faults and self.faults[0] in kinds:
+                self.faults_served[self.faults[0]] += 1
+                return self.faults.pop(0)
         return None
 
     # ---- OAuth ----------------------------------------------------------------------------------------
@@ -209,7 +211,8 @@ class FakeSalesforce(BulkIngest):
 
     # ---- records --------------------------------------------------------------------------------------
     def _new_id(self, prefix: str) -> str:
-        return f"{prefix}XX{len(self.ids) + len(self.jobs) + 1:010d}AAA"
+        self._serial += 1
+        return f"{prefix}XX{self._serial:010d}AAA"
 
     def _check(self, sobject: str, ext_field: str, values: dict, from_csv: bool) -> tuple[dict | None, dict | None]:
         """(the typed fields to write, None) or (None, the item error) for one record, faults included."""
@@ -225,13 +228,12 @@ class FakeSalesforce(BulkIngest):
                 typed[name] = _coerce(*known[name][:2], name, value, from_csv)
             except ValueError as refused:
                 return None, refused.args[0]
-        existing = self.records[sobject].get(str(ext))
-        merged = {**(existing or {}), **typed}
+        merged = {**self.records[sobject].get(str(ext), {}), **typed}
         missing = [f for f in REQUIRED[sobject] if merged.get(f) in (None, "")]
         if missing:
             return None, item_error("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
                                     missing)
-        if self.poisoned & {str(v) for v in values.values()}:
+        if self.poisoned & {str(v) for v in values.values() if v is not None}:
             return None, item_error("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Rejected by validation rule CDP_Test_Rule")
         if self._record_fault(("UNABLE_TO_LOCK_ROW",)):
             return None, item_error("UNABLE_TO_LOCK_ROW", LOCK_MESSAGE)
@@ -328,6 +330,10 @@ class FakeSalesforce(BulkIngest):
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()  # headers and body go out as two writes: no Nagle wait between them
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -389,14 +395,17 @@ class FakeSalesforce(BulkIngest):
                     os.kill(kill[0], signal.SIGKILL)
                     self._drop()
                     return
-                fault = fake._request_fault()
-                if fault in ("drop", "timeout"):
-                    self._drop() if fault == "drop" else self._wait_for_hang_up()
+                fault = fake._record_fault(REQUEST_FAULTS)
+                if fault == "drop":
+                    self._drop()
                     return
-                if fault in ("500", "503", "REQUEST_LIMIT_EXCEEDED", "INVALID_SESSION_ID"):
+                if fault == "timeout":  # never answered: lasts until the client's read timeout hangs up
+                    self._wait_for_hang_up()
+                    return
+                if fault in FAULT_ANSWERS:
                     if fault == "INVALID_SESSION_ID":
                         fake.expire_tokens()
-                    self._answer(*fake._fault_answer(fault), api=True)
+                    self._answer(*FAULT_ANSWERS[fault], api=True)
                     return
                 try:
                     with fake._lock:
@@ -410,32 +419,9 @@ class FakeSalesforce(BulkIngest):
                     return
                 self._answer(status, answer, api=True)
 
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-            def do_PUT(self) -> None:
-                self._serve("PUT")
-
-            def do_PATCH(self) -> None:
-                self._serve("PATCH")
-
-            def do_DELETE(self) -> None:
-                self._serve("DELETE")
-
+        for verb in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            setattr(Handler, f"do_{verb}", lambda handler, verb=verb: handler._serve(verb))
         return Handler
-
-    @staticmethod
-    def _fault_answer(fault: str) -> tuple[int, list[dict]]:
-        return {"500": (500, [{"message": "An unexpected error occurred. Please include this ErrorId if you "
-                                          "contact support: 1234567890-1 (-1)", "errorCode": "UNKNOWN_EXCEPTION"}]),
-                "503": (503, [{"message": "Server is unavailable", "errorCode": "SERVER_UNAVAILABLE"}]),
-                "REQUEST_LIMIT_EXCEEDED": (403, [{"message": "TotalRequests Limit exceeded.",
-                                                  "errorCode": "REQUEST_LIMIT_EXCEEDED"}]),
-                "INVALID_SESSION_ID": (401, [{"message": "Session expired or invalid",
-                                              "errorCode": "INVALID_SESSION_ID"}])}[fault]
 
 
 if __name__ == "__main__":

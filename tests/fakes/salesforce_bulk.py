@@ -152,8 +152,11 @@ class BulkIngest:
         if (info["lineEnding"] == "LF" and crlf) or (info["lineEnding"] == "CRLF" and text.count("\n") > crlf):
             raise JobFailed(f"ClientInputError : LineEnding is invalid on user data. Current LineEnding setting is "
                             f"{info['lineEnding']}")
-        rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITERS[info["columnDelimiter"]])
-                if r]
+        try:
+            reader = csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITERS[info["columnDelimiter"]])
+            rows = [r for r in reader if r]
+        except csv.Error as error:
+            raise JobFailed(f"InvalidBatch : the CSV cannot be read: {error}") from None
         if not rows:
             raise JobFailed("InvalidBatch : No data found")
         header, rows = rows[0], rows[1:]
