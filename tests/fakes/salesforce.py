@@ -11,8 +11,12 @@ Every /services/data answer carries `Sforce-Limit-Info: api-usage=used/limit`; p
 `REQUEST_LIMIT_EXCEEDED`. Contact and Lead know Email, FirstName, LastName, Phone (Lead also Company) and the
 external id `CDP_Profile_Id__c`; `define_field` adds custom `__c` fields. Values are checked by type (email
 format, text length, numbers, booleans, dates); field names match exactly (Salesforce itself ignores case:
-exact matching is the safe side). Faults are queued with `fail_next` and served in order; `poison(value)` makes
-every record holding that value fail its validation rule, every time.
+exact matching is the safe side). `poison(value)` makes every record holding that value fail its validation
+rule (`FIELD_CUSTOM_VALIDATION_EXCEPTION`), every time. Faults are queued with `fail_next` and served in order:
+request faults (`500`, `503`, `REQUEST_LIMIT_EXCEEDED` as SF-8's 403, `INVALID_SESSION_ID`, `drop`,
+`accept_then_drop`, `timeout` held until the client hangs up) by the next /services/data call; record faults by
+the next record that would be written: `UNABLE_TO_LOCK_ROW` fails it (a collections item or a failedResults row),
+`UNPROCESSED` stops a bulk job there. `records`, `ids`, `writes`, `requests` and `jobs` let a test count.
 
 Choices where the spec is silent or says "unverified" (the strict side, so a client that passes here is safe):
 - A duplicate external id within one collections request fails the later copies with `DUPLICATE_VALUE`, the
@@ -21,7 +25,8 @@ Choices where the spec is silent or says "unverified" (the strict side, so a cli
   id value is a per-item `MISSING_ARGUMENT`; a record without `attributes.type` (or of another type) is a 400.
 - A required field (LastName; Lead's Company) is required when the upsert creates the record, and may never be
   set to null; an update may leave it out.
-- The `INVALID_SESSION_ID` fault expires every token, so a retry with the old token fails again.
+- The `INVALID_SESSION_ID` fault expires every token, so a retry with the old token fails again. A token request
+  must carry the client id and secret (the secret is optional for some real apps).
 - Faults apply to /services/data calls only, never to the token endpoint; `kill` counts the record-carrying
   calls (collections upserts and bulk uploads).
 """

@@ -5,8 +5,9 @@
 `{"state":"UploadComplete"}` (or `"Aborted"`) → JobInfo; `GET …/jobs/ingest/{id}` is `InProgress` for
 `job_polls_until_done` polls, then the rows are written and the job is `JobComplete` (or `Failed` with
 `errorMessage`); `GET …/successfulResults/`, `…/failedResults/`, `…/unprocessedrecords/` answer CSV with
-`"sf__Id","sf__Created"` / `"sf__Id","sf__Error"` before the uploaded columns (vector SF-6); `DELETE` a finished
-job → 204. Rows are checked like collections records; `sf__Error` reads `CODE:message:fields --` (SF-6).
+`"sf__Id","sf__Created"` / `"sf__Id","sf__Error"` before the uploaded columns (vector SF-6), LF line endings and
+the job's delimiter (results' line endings are unverified; a csv reader takes either); `DELETE` a finished job
+→ 204. Rows are checked like collections records; `sf__Error` reads `CODE:message:fields --` (SF-6, unverified).
 
 Choices where the spec is silent or says "unverified" (the strict side):
 - One upload per job (a second PUT is a 400, as Salesforce answers "Found multiple contents for job"); its size
@@ -49,7 +50,8 @@ def sf_error(status: int, code: str, message: str) -> Refused:
 
 
 class BulkIngest:
-    """Mixed into FakeSalesforce, whose lock is held around every call."""
+    """Mixed into FakeSalesforce, whose lock is held around every call; it uses the fake's `_check`, `_write`,
+    `_record_fault`, `_new_id`, `_json`, `fields`, `ids`, `jobs`, `job_polls_until_done` and `max_upload_bytes`."""
 
     def _bulk(self, method: str, parts: list[str], headers, raw: bytes) -> tuple[int, object]:
         if not parts:
@@ -220,7 +222,7 @@ class BulkIngest:
         for first, second, row in [(*names, job["header"]), *job[kind[:-len("Results")]]]:
             writer.writerow(row)
             quoted = delimiter.join('"' + v.replace('"', '""') + '"' for v in (first, second))
-            lines.append(f"{quoted}{delimiter}{out.getvalue()}")
+            lines.append(f"{quoted}{delimiter}{out.getvalue()}" if row else f"{quoted}\n")  # no header read
             out.seek(0)
             out.truncate()
         return "".join(lines)
