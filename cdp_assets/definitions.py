@@ -11,6 +11,9 @@ from cdp_assets import settings
 from cdp_assets.activation.audience_sync import audience_sync_asset
 from cdp_assets.activation.config import load_audience_syncs, load_destinations
 from cdp_assets.activation.conversions import conversions_asset
+from cdp_assets.activation.destinations.registry import discover
+from cdp_assets.activation.records.asset import records_sync_asset
+from cdp_assets.activation.records.config import load_syncs
 from cdp_assets.activation.transport import RetryPolicy
 from cdp_assets.alerts import run_failure_alerts
 from cdp_assets.audiences.assets import audience_asset
@@ -37,7 +40,8 @@ from cdp_assets.resources.hubspot import DEFAULT_API_URL, HubSpotResource
 from cdp_assets.resources.warehouse import WAREHOUSE_TAG, WarehouseResource, dialect_of, warehouse_identity
 from cdp_assets.retention import RETENTION_KEY, retention_asset
 from cdp_assets.schedules import daily_schedule, day_selections, retention_schedule
-from cdp_assets.sql_models import SQL_ROOT, load_models, sql_asset
+from cdp_assets.settings import ConfigError
+from cdp_assets.sql_models import SQL_ROOT, load_models, output_columns, sql_asset
 
 DAILY_JOB = "daily_job"
 RETENTION_JOB = "retention_job"
@@ -86,15 +90,23 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     reports = load_reports()
     ga4_assets = [ga4_report_asset(report, partitions, dialect) for report in reports]
     destinations = {name: d for name, d in load_destinations().items() if d.enabled}
-    # Deletion status is read after the audience syncs, which carry removals to the platforms.
-    audience_egress = [dg.AssetKey(["activation", d.name]) for d in destinations.values() if d.kind == "audiences"]
     python_assets = [deletions, privacy_list_asset(SUPPRESSIONS, dialect), *crm_assets, hubspot_extracts,
-                     identity_asset(dialect), deletion_status_asset(dialect, audience_egress), *ga4_assets,
-                     exchange_rates_asset(dialect)]
-    python_keys = {key for a in python_assets for key in a.keys}
+                     identity_asset(dialect), *ga4_assets, exchange_rates_asset(dialect)]
+    python_keys = {key for a in python_assets for key in a.keys} | {dg.AssetKey(["core", "deletion_status"])}
     models = load_models(SQL_ROOT, external=python_keys)
     audience_models = [m for m in models if m.key.path[0] == "audiences"]
     audiences = {m.key.path[-1]: load_audience_settings(m.path) for m in audience_models}
+    record_destinations = discover()
+    record_syncs = load_syncs(record_destinations, {m.table: output_columns(m) for m in models},
+                              tuple(sorted(audiences)))
+    taken = sorted({s.name for s in record_syncs} & set(destinations))
+    if taken:
+        raise ConfigError(f"syncs {', '.join(taken)} share a name with a destination in destinations.yaml; "
+                          "rename the sync file")
+    # Deletion status is read after the syncs, which carry removals and deletions to the destinations.
+    audience_egress = [dg.AssetKey(["activation", d.name]) for d in destinations.values() if d.kind == "audiences"]
+    record_egress = [dg.AssetKey(["activation", s.name]) for s in record_syncs]
+    python_assets.append(deletion_status_asset(dialect, audience_egress, record_egress))
     all_gates = [*STAGE_GATES, *(audience_gate(m.table) for m in audience_models)]
 
     # A hand-off waits on the blocking gates upstream of it and only those: nothing that needs no GA4 data
@@ -119,14 +131,18 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
               audience_sync_asset(d, [s for s in syncs if s.destination == d.name], gates_upstream_of, policy,
                                   dialect)
               for d in destinations.values()]
+    egress += [records_sync_asset(s, record_destinations[s.destination], gates_upstream_of, policy, dialect)
+               for s in record_syncs]
 
     assets: list[dg.AssetsDefinition] = [*python_assets, *[model_asset(m) for m in models if m not in audience_models],
               *[audience_asset(m, audiences[m.key.path[-1]], dialect) for m in audience_models], *egress,
               retention_asset(dialect)]
     # Every run carries the warehouse it writes, so one Dagster instance never mixes two warehouses' history.
     tags = {WAREHOUSE_TAG: warehouse_identity(url)}
+    # A sync with its own schedule runs on it, not with the day.
+    scheduled = {dg.AssetKey(["activation", s.name]): s for s in record_syncs if s.schedule}
     daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(
-                                        RETENTION_KEY), tags=tags,
+                                        RETENTION_KEY, *scheduled), tags=tags,
                                     description="The whole graph for one day: that day's partitions and "
                                                 "every unpartitioned asset. The schedule and `cdp-assets run` "
                                                 "run it as a sources run, then everything else.")
@@ -137,7 +153,14 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     retention_job = dg.define_asset_job(RETENTION_JOB, selection=dg.AssetSelection.assets(RETENTION_KEY), tags=tags,
                                         description="Purge operational data past its retention window.")
     ga4_run, sources, transform = day_selections({k: a.tags_by_key.get(k, {}) for a in assets for k in a.keys
-                                                  if k != RETENTION_KEY})
+                                                  if k != RETENTION_KEY and k not in scheduled})
+    sync_jobs = [dg.define_asset_job(f"{s.name}_job", selection=dg.AssetSelection.assets(key), tags=tags,
+                                     description=f"The {s.name} sync, on its own schedule ({s.schedule}).")
+                 for key, s in scheduled.items()]
+    sync_schedules = [dg.ScheduleDefinition(name=f"{job.name}_schedule", cron_schedule=s.schedule, job=job,
+                                            execution_timezone=settings.timezone().key,
+                                            default_status=dg.DefaultScheduleStatus.RUNNING)
+                      for job, s in zip(sync_jobs, scheduled.values(), strict=True)]
     with warnings.catch_warnings():
         # Code references are a beta API in Dagster 1.13; it warns once per asset on every load.
         warnings.simplefilter("ignore", dg.BetaWarning)
@@ -146,9 +169,9 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
         # Each asset links to the Python that builds it (SQL models also to their .sql file).
         assets=assets,
         asset_checks=[gate_check(g) for g in all_gates],
-        jobs=[daily_job, crm_ingest_job, retention_job],
+        jobs=[daily_job, crm_ingest_job, retention_job, *sync_jobs],
         schedules=[daily_schedule(DAILY_JOB, ga4_run, sources, transform),
-                   retention_schedule(RETENTION_JOB)],
+                   retention_schedule(RETENTION_JOB), *sync_schedules],
         sensors=[crm_files_sensor, run_failure_alerts],
         resources={"warehouse": warehouse, "hubspot": hubspot or _hubspot(), "ga4": ga4 or _ga4(),
                    "landing": LandingZone(path=landing_dir or str(settings.landing_dir()))},

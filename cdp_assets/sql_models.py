@@ -200,6 +200,18 @@ def _column_comments(sql: str) -> tuple[tuple[str, str], ...]:
     return tuple((e.alias_or_name, " ".join(c.strip() for c in e.comments)) for e in select.expressions if e.comments)
 
 
+@lru_cache(maxsize=256)
+def _output_columns(sql: str) -> tuple[str, ...]:
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    select = tree if isinstance(tree, exp.Select) else next(tree.find_all(exp.Select))
+    return tuple(e.alias_or_name for e in select.expressions)
+
+
+def output_columns(model: SqlModel) -> tuple[str, ...]:
+    """The columns the model's final SELECT produces, in order."""
+    return _output_columns(model.sql)
+
+
 def column_descriptions(model: SqlModel) -> dict[str, str]:
     """What each output column means, from the comment that ends its line in the model's final SELECT
     (`count(*) AS orders_30d,  -- conversion orders in the last 30 days`); analysts read them in the UI."""

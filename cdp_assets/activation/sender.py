@@ -47,7 +47,7 @@ class Item:
     key: str
     payload: Any
     partition_key: str
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # `recorded_as`: the item's ledger operation
 
 
 class Channel(Protocol):
@@ -88,6 +88,7 @@ class Sender:
         self.tally = Tally()
         self._batch_no = 0
         self._conn: Connection | None = None
+        self.last_reply: Reply | None = None  # the answer whose accepted records `on_acked` is recording
         with warehouse.begin() as conn:
             ledger.ensure_tables(warehouse, conn)
             for table in (EGRESS_REQUESTS, DEAD_LETTERS):
@@ -112,6 +113,8 @@ class Sender:
                 self._deliver_batch(operation, batch, tries, on_acked, number == len(batches),
                                     ledger_operation or operation, marked)
                 if in_order and self.tally.failed != failed_before:
+                    break
+                if getattr(self.channel, "parked", None):  # the platform asked for no more today (a daily limit)
                     break
         return self.tally.failed == failed_before
 
@@ -164,8 +167,8 @@ class Sender:
 
     def _entries(self, items: list[Item], operation: str, status: str, attempts: Mapping[str, int],
                  error: str | None = None, trace: str | None = None) -> list[Entry]:
-        return [Entry(i.key, operation, i.partition_key, status, attempts.get(i.key, 0), error, trace)
-                for i in items]
+        return [Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, status, attempts.get(i.key, 0),
+                      error, trace) for i in items]
 
     def _deliver_batch(self, operation: str, items: list[Item], attempts: dict[str, int], on_acked: Acked | None,
                        last: bool, recorded_as: str, marked: bool = False) -> None:
@@ -208,14 +211,15 @@ class Sender:
         with self.transaction() as conn:
             self._log_attempts(conn, request, log, items)
             entries = self._entries(accepted, recorded_as, SENT, attempts, None, reply.trace_id)
-            entries += [Entry(i.key, recorded_as, i.partition_key, DEAD_LETTER, attempts[i.key], reason, reply.trace_id)
-                        for i, reason in dead]
+            entries += [Entry(i.key, i.extra.get("recorded_as", recorded_as), i.partition_key, DEAD_LETTER,
+                              attempts[i.key], reason, reply.trace_id) for i, reason in dead]
             entries += self._entries(retry_later, recorded_as, FAILED, attempts, reply.message, reply.trace_id)
             ledger.record(self.warehouse, conn, self.destination, self.run_id, entries)
             if dead:
                 dead_letter_rows(self.warehouse, conn, self.destination, self.run_id,
                                  [(i.partition_key, i.key, reason) for i, reason in dead])
             if accepted and on_acked:
+                self.last_reply = reply
                 on_acked(conn, operation, accepted)
         self.tally.sent += len(accepted)
         self.tally.dead_letters += len(dead)

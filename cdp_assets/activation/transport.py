@@ -70,6 +70,7 @@ class Reply:
     retry_after: float | None = None
     reported: dict[str, int] = field(default_factory=dict)  # the platform's own counts
     data: dict[str, Any] = field(default_factory=dict)  # parsed body, for callers that need a value from it
+    ids: dict[str, str] = field(default_factory=dict)  # record trace id -> the destination's id for the record
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cdp_assets.activation.ledger import AUDIENCE_ACKS
+from cdp_assets.activation.records.state import RECORD_STATE
 from cdp_assets.ingest.phones import PHONE_NUMBERS
 from cdp_assets.privacy.requests import DELETIONS
 from cdp_assets.resources.warehouse import WarehouseResource
@@ -151,7 +152,28 @@ def _destination_sql(destinations: list[str], at: datetime) -> str:
         GROUP BY d.request_id, d.id_type, t.destination"""
 
 
-def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey]) -> dg.AssetsDefinition:
+def _records_sql(syncs: list[str], at: datetime) -> str:
+    """Per request and records sync: records the destination still holds for the requested email or phone."""
+    if not syncs:
+        return ""
+    names = ", ".join(f"('{s}')" for s in syncs)
+    return f"""
+        UNION ALL
+        SELECT d.request_id, d.id_type, 'destination:' || t.sync, count(k.record_key),
+               CASE WHEN d.id_type = 'contact_id' THEN 'unverifiable_by_contact_id'
+                    WHEN count(k.record_key) = 0 THEN 'deleted' ELSE 'deletion_pending' END,
+               CAST('{at.isoformat(sep=' ')}' AS TIMESTAMP)
+        FROM core.deletion_requests AS d
+        CROSS JOIN (VALUES {names}) AS t(sync)
+        LEFT JOIN activation.record_state AS k ON k.sync = t.sync
+            AND ((d.id_type = 'email' AND k.email_sha256 = d.id_sha256)
+                 OR (d.id_type = 'phone' AND k.phone_sha256 = d.id_sha256))
+        WHERE d.status = 'active'
+        GROUP BY d.request_id, d.id_type, t.sync"""
+
+
+def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey],
+                          syncs: list[dg.AssetKey]) -> dg.AssetsDefinition:
     purged = dg.AssetCheckSpec("deleted_people_are_purged", asset=["core", "deletion_status"],
                                description="No row in raw, quarantine, staging or core still holds an identifier "
                                            "of an active deletion request.")
@@ -160,7 +182,7 @@ def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey]) -> dg.A
         key=["core", "deletion_status"], group_name="core", kinds={"python", dialect}, owners=["team:privacy"],
         deps=[dg.AssetKey(["core", "deletion_requests"]), dg.AssetKey(["staging", "stg_crm_contacts"]),
               dg.AssetKey(["staging", "stg_crm_orders"]), dg.AssetKey(["core", "profile_identifiers"]),
-              *destinations],
+              *destinations, *syncs],
         check_specs=[purged], pool="warehouse",
     )
     def deletion_status(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -168,13 +190,16 @@ def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey]) -> dg.A
 
         Stages raw, quarantine, staging and core are `purged` when no row holds the identifier any more.
         Each audience destination (`destination:<name>`) is `removed` once no member it acknowledged holds
-        the requested email or phone, `removal_pending` until the sync has removed them.
+        the requested email or phone, `removal_pending` until the sync has removed them. Each records sync
+        (`destination:<sync>`) is `deleted` once the destination's deletion call succeeded for every record
+        holding it, `deletion_pending` until then.
         """
         at = datetime.now(UTC).replace(tzinfo=None)
         stages = ", ".join(f"('{s}')" for s in [*STAGE_TABLES, "core"])
         names = [key.path[-1] for key in destinations]
         with warehouse.begin() as conn:
             AUDIENCE_ACKS.ensure(warehouse, conn)
+            RECORD_STATE.ensure(warehouse, conn)
             warehouse.replace_table(conn, "core.deletion_status", f"""
                 WITH requested AS ({REQUESTED}),
                 remaining AS ({_remaining_sql()})
@@ -185,7 +210,8 @@ def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey]) -> dg.A
                 CROSS JOIN (VALUES {stages}) AS s(stage)
                 LEFT JOIN remaining AS r ON r.stage = s.stage AND r.id_type = d.id_type AND r.id_sha256 = d.id_sha256
                 WHERE d.status = 'active'
-                GROUP BY d.request_id, d.id_type, s.stage{_destination_sql(names, at)}""")
+                GROUP BY d.request_id, d.id_type, s.stage{_destination_sql(names, at)}
+                {_records_sql([k.path[-1] for k in syncs], at)}""")
             table = warehouse.table_metadata(conn, "core.deletion_status")
             pending = warehouse.run(conn, "SELECT stage, count(*) FROM core.deletion_status WHERE status = 'pending' "
                                           "GROUP BY stage ORDER BY stage").fetchall()

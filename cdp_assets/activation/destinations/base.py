@@ -1,0 +1,114 @@
+"""What a destination folder declares: the objects it writes, the sync modes it supports, the personal data it
+may receive, and the client that speaks its API. Everything else (registration, asset, pool, kinds, checks,
+deletion propagation, the README table) is derived from this declaration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cdp_assets.activation.transport import Reply, Request
+
+if TYPE_CHECKING:
+    from cdp_assets.activation.records.config import Sync
+
+FIELD_TYPES = ("string", "number", "bool", "date", "datetime")
+MODES = ("insert", "update", "upsert", "mirror")
+ON_LEAVE = ("nothing", "clear", "delete")
+
+Call = Callable[[Request], Reply]
+
+
+class SetupFailed(RuntimeError):
+    """The destination cannot take this sync as configured (a property of another type, a list of the wrong
+    kind); nothing is sent until the sync or the destination is fixed."""
+
+
+@dataclass(frozen=True)
+class PiiPolicy:
+    """The personal data a destination may receive.
+
+    `clear` names the destination fields that may carry personal data in clear, and only when a sync maps
+    them; `hashed` names fields that must be SHA-256 hex. Any other field that holds something shaped like
+    an email address or a phone number fails the outbound safety check.
+    """
+
+    clear: frozenset[str] = frozenset()
+    hashed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One kind of object a destination stores (HubSpot contacts, Braze users)."""
+
+    name: str
+    keys: tuple[str, ...]  # the fields a sync may key on; "*" allows any field the destination makes unique
+    modes: tuple[str, ...] = ("upsert", "mirror")
+    on_leave: tuple[str, ...] = ON_LEAVE
+    lists: bool = False  # audiences can also be written as the destination's own lists
+
+
+class RecordsClient(Protocol):
+    """What the records strategy needs from a destination's client, beyond the sender's `Channel`."""
+
+    batch_limit: int
+    parked: str | None  # why the destination asked us to stop for the rest of the run (a daily limit)
+
+    def request(self, operation: str, payloads: list[Any], last_batch: bool) -> Request: ...
+
+    def headers(self) -> dict[str, str]: ...
+
+    def interpret(self, operation: str, status: int, text: str, headers: Mapping[str, str]) -> Reply: ...
+
+    def secrets(self) -> list[str | None]: ...
+
+    def missing(self) -> list[str]: ...
+
+    def limit(self, operation: str) -> int: ...
+
+    def record(self, key_value: str, fields: Mapping[str, Any], trace: str) -> Any: ...
+
+    def left(self, destination_id: str, fields: Mapping[str, Any], trace: str) -> Any: ...
+
+    def prepare(self, call: Call | None) -> list[Request]: ...
+
+    def list_ids(self, names: list[str], call: Call | None) -> tuple[dict[str, str], list[Request]]: ...
+
+
+@dataclass(frozen=True)
+class RecordsDestination:
+    """A destination folder's declaration (`DESTINATION` in its `__init__.py`)."""
+
+    name: str
+    title: str
+    kinds: tuple[str, ...]  # the icons the asset shows
+    variables: tuple[str, ...]  # every environment variable the client reads
+    objects: Mapping[str, ObjectSpec]
+    pii: PiiPolicy
+    client: Callable[[Sync], RecordsClient]
+    deletes: bool = False  # a deletion request is carried out at the destination (`delete` operation)
+    notes: str = ""  # one line for the README's destinations table
+    folder: str = field(default="", compare=False)
+
+
+def formatted(value: Any, kind: str) -> str:
+    """A warehouse value as the string a CRM API takes: "" clears the field, numbers never in exponent form,
+    booleans `true`/`false`, dates `YYYY-MM-DD`, timestamps ISO 8601 UTC with milliseconds."""
+    if value is None:
+        return ""
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "number":
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+        text = format(number.normalize(), "f")
+        return "0" if text in ("-0", "") else text
+    if kind == "datetime" and isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if kind == "date" and isinstance(value, date | datetime):
+        return (value.date() if isinstance(value, datetime) else value).isoformat()
+    return str(value)

@@ -1,0 +1,156 @@
+"""One run of a records sync: deletions carried out, added and changed records written, records that left
+handled as the sync declares, audience lists brought in line; or, in a dry run, all of it recorded as the
+requests it would send.
+
+The diff is computed in the warehouse (`records/sql.py`); only changed rows are read, a page at a time, and
+each batch's outcome is committed with the ledger, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from cdp_assets import settings
+from cdp_assets.activation import ledger
+from cdp_assets.activation.destinations.base import RecordsClient, RecordsDestination, formatted
+from cdp_assets.activation.egress import DEAD_LETTERS, EGRESS_REQUESTS
+from cdp_assets.activation.ledger import TO_SEND, Entry
+from cdp_assets.activation.records import sql, state
+from cdp_assets.activation.records.config import Sync
+from cdp_assets.activation.records.safety import record_problems
+from cdp_assets.activation.sender import Item, Sender
+from cdp_assets.activation.transport import Request
+from cdp_assets.resources.warehouse import WarehouseResource
+
+PAGE = 5_000
+
+
+@dataclass
+class Plan:
+    """What a run found and did: counts for metadata and history, outbound problems, a sample."""
+
+    counts: Counter = field(default_factory=Counter)
+    problems: Counter = field(default_factory=Counter)
+    sample: dict[str, Any] | None = None
+    requests: list[Request] = field(default_factory=list)
+
+
+def today() -> str:
+    return datetime.now(settings.timezone()).date().isoformat()
+
+
+def _create(warehouse: WarehouseResource, conn: Connection, table: str, select_sql: str, params: dict) -> None:
+    warehouse.run(conn, f"DROP TABLE IF EXISTS {table}")
+    warehouse.run(conn, f"CREATE TABLE {table} AS {select_sql}", params)
+    warehouse.analyze(conn, table)
+
+
+def build_targets(warehouse: WarehouseResource, sync: Sync, full_resync: bool, plan: Plan) -> None:
+    """The sync's targets and its changes, as warehouse tables; their sizes into `plan.counts`."""
+    params = {"s": sync.name, "purpose": sync.consent_purpose or ""}
+    with warehouse.begin() as conn:
+        ledger.ensure_tables(warehouse, conn)
+        state.ensure_tables(warehouse, conn)
+        for table in (EGRESS_REQUESTS, DEAD_LETTERS):
+            table.ensure(warehouse, conn)
+        _create(warehouse, conn, sql.targets_table(sync), sql.targets_sql(sync), params)
+        _create(warehouse, conn, sql.changes_table(sync), sql.changes_sql(sync, full_resync), params)
+        targets = sql.targets_table(sync)
+        plan.counts["targets"] = int(warehouse.scalar(conn, f"SELECT count(*) FROM {targets} WHERE key_rows = 1"))
+        plan.counts["invalid_keys"] = int(warehouse.scalar(conn, f"SELECT count(*) FROM {targets} "
+                                                                 "WHERE key_rows > 1"))
+        for change, n in warehouse.run(conn, f"SELECT change, count(*) FROM {sql.changes_table(sync)} GROUP BY change"):
+            plan.counts[str(change)] = int(n)
+
+
+def first_run(warehouse: WarehouseResource, sync: Sync) -> bool:
+    with warehouse.begin() as conn:
+        return not warehouse.scalar(conn, "SELECT count(*) FROM activation.sync_runs WHERE sync = :s AND "
+                                          "outcome <> 'dry_run'", {"s": sync.name})
+
+
+def baseline(warehouse: WarehouseResource, sync: Sync, run_id: str) -> int:
+    """`new_rows_only`: today's rows count as already at the destination; only later rows and changes go."""
+    with warehouse.begin() as conn:
+        warehouse.run(conn, f"""
+            INSERT INTO activation.record_state SELECT :s, record_key, fingerprint, NULL, profile_id, email_sha256,
+                phone_sha256, 'present', :at, :run FROM {sql.targets_table(sync)} WHERE key_rows = 1""",
+                      {"s": sync.name, "at": ledger.now(), "run": run_id})
+        return int(warehouse.scalar(conn, "SELECT count(*) FROM activation.record_state WHERE sync = :s",
+                                    {"s": sync.name}))
+
+
+def _fields(sync: Sync, row: dict[str, Any]) -> dict[str, Any]:
+    return {f.field: row[c] for f, c in zip(sync.all_fields, sql.sent_columns(sync), strict=True)}
+
+
+def pages(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, day: str) -> Iterator[list[Item]]:
+    """The changed records as sender items, a page at a time."""
+    with warehouse.begin() as conn:
+        total = int(warehouse.scalar(conn, f"SELECT count(*) FROM {sql.changes_table(sync)}"))
+    for start in range(0, total, PAGE):
+        with warehouse.begin() as conn:
+            result = warehouse.run(conn, f"SELECT * FROM {sql.changes_table(sync)} WHERE rn > :a AND rn <= :b "
+                                         "ORDER BY rn", {"a": start, "b": start + PAGE})
+            names = list(result.keys())
+            rows = [dict(zip(names, r, strict=True)) for r in result.all()]
+        yield [Item(r["record_key"], client.record(r["key_value"], _fields(sync, r), r["record_key"]), day, {
+            "recorded_as": f"upsert:{r['fingerprint']}", "fingerprint": r["fingerprint"],
+            "profile_id": r["profile_id"], "email_sha256": r["email_sha256"], "phone_sha256": r["phone_sha256"],
+            "fields": _outbound(sync, r)}) for r in rows]
+
+
+def _outbound(sync: Sync, row: dict[str, Any]) -> dict[str, str]:
+    """The record as it leaves, field by field, for the safety check and the sample."""
+    fields = _fields(sync, row)
+    return {sync.key.field: row["key_value"], **{f.field: formatted(fields[f.field], f.type) for f in sync.all_fields}}
+
+
+def keyed(warehouse: WarehouseResource, select_sql: str, params: dict) -> list[tuple[str, str]]:
+    """(record key, destination id) rows of a query, for the small sets: deletions, leavers, list changes."""
+    with warehouse.begin() as conn:
+        return [(str(k), str(d)) for k, d in warehouse.run(conn, select_sql, params)]
+
+
+def deletions(warehouse: WarehouseResource, sync: Sync) -> list[tuple[str, str]]:
+    with warehouse.begin() as conn:
+        if not (warehouse.table_exists(conn, "core.deletion_requests")
+                and warehouse.table_exists(conn, "core.deletion_pending_profiles")):
+            return []
+    return keyed(warehouse, sql.DELETED_SQL, {"s": sync.name})
+
+
+def check_page(items: list[Item], sync: Sync, destination: RecordsDestination, plan: Plan) -> None:
+    for item in items:
+        record_problems(item.extra["fields"], sync, destination.pii, plan.problems)
+    if items and plan.sample is None:
+        plan.sample = {k: "[redacted]" if k in destination.pii.clear else v
+                       for k, v in items[0].extra["fields"].items()}
+
+
+def batches(client: RecordsClient, operation: str, payloads: list[Any]) -> list[Request]:
+    size = client.limit(operation)
+    chunks = [payloads[i:i + size] for i in range(0, len(payloads), size)]
+    return [client.request(operation, chunk, n == len(chunks)) for n, chunk in enumerate(chunks, start=1)]
+
+
+Acked = Callable[[Connection, str, list[Item]], None]
+
+
+def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked) -> None:
+    """Enter the items in the ledger and send the ones still due (not acknowledged under this operation)."""
+    if not items:
+        return
+    with sender.transaction() as conn:
+        entries = ledger.plan(sender.warehouse, conn, sender.destination, sender.run_id,
+                              [Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, "pending", 0)
+                               for i in items])
+    due = [i for i in items if entries[i.key].status in TO_SEND]
+    sender.deliver(operation, due, sender.channel.limit(operation), {i.key: entries[i.key].attempts for i in due},
+                   acked)

@@ -1,0 +1,39 @@
+"""The outbound check of records syncs, by the destination's own PII policy.
+
+A CRM or lifecycle tool may receive personal data in clear only in the fields its policy declares personal
+and the sync maps; a field the policy declares personal that the sync does not map fails, and so does any
+string field, outside those, holding something shaped like an email address or a phone number. Fields the
+policy hashes must hold 64 lowercase hex characters.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+from cdp_assets.activation.destinations.base import PiiPolicy
+from cdp_assets.activation.records.config import Sync
+from cdp_assets.activation.safety import HEX64, LOOKS_LIKE_EMAIL, LOOKS_LIKE_PHONE, PHONE_START
+
+
+def allowed_in_clear(sync: Sync, policy: PiiPolicy) -> frozenset[str]:
+    return frozenset(f.field for f in (sync.key, *sync.fields)) & policy.clear
+
+
+def record_problems(fields: Mapping[str, object], sync: Sync, policy: PiiPolicy, problems: Counter) -> None:
+    """Count what is wrong with one outbound record, given as destination field -> value."""
+    allowed = allowed_in_clear(sync, policy)
+    typed = {f.field: f.type for f in (sync.key, *sync.all_fields)}
+    for name, value in fields.items():
+        if name in policy.hashed:
+            if value and not HEX64.fullmatch(str(value)):
+                problems[f"{name} is not 64 lowercase hex"] += 1
+        elif name in allowed:
+            continue
+        elif name in policy.clear:
+            problems[f"{name} is personal data the sync does not map"] += 1
+        elif isinstance(value, str) and value and typed.get(name, "string") == "string":
+            if "@" in value and LOOKS_LIKE_EMAIL.search(value):
+                problems[f"{name} holds something shaped like an email address"] += 1
+            elif value[0] in PHONE_START and LOOKS_LIKE_PHONE.fullmatch(value):
+                problems[f"{name} holds something shaped like a phone number"] += 1
