@@ -90,9 +90,22 @@ class RecordsDestination:
     objects: Mapping[str, ObjectSpec]
     pii: PiiPolicy
     client: Callable[[Sync], RecordsClient]
-    deletes: bool = False  # a deletion request is carried out at the destination (`delete` operation)
+    deletes: bool = False  # a deletion request is carried out at the destination (`gdpr_delete` operation)
     notes: str = ""  # one line for the README's destinations table
+    # The sync YAML's `options:` checked and completed for this destination (default: none allowed); it raises
+    # ConfigError naming `where` and the option.
+    options: Callable[[str, Mapping[str, Any]], Mapping[str, Any]] | None = None
+    # True: the sync's `options.clear` lists the fields it may write in clear (a file export declares its own)
+    pii_from_options: bool = False
+    # A destination that receives a whole snapshot rather than changes (files): writes it, returns counts.
+    snapshot: Callable[[Any, Sync, str], Mapping[str, int]] | None = None
     folder: str = field(default="", compare=False)
+
+    def policy(self, sync: Sync) -> PiiPolicy:
+        """What this sync may send in clear: the destination's policy, or the one the sync declares."""
+        if self.pii_from_options:
+            return PiiPolicy(clear=frozenset(sync.options.get("clear") or ()), hashed=self.pii.hashed)
+        return self.pii
 
 
 def formatted(value: Any, kind: str) -> str:

@@ -150,6 +150,18 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
     return sender
 
 
+def _snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync: Sync,
+              destination: RecordsDestination, client: RecordsClient, plan: run.Plan, mode: str) -> str:
+    """A destination that takes whole snapshots (files): the targets are checked, then written in one piece."""
+    for page in run.pages(warehouse, sync, client, run.today(), sql.targets_table(sync)):
+        run.check_page(page, sync, destination, plan)
+    if plan.problems:
+        return "unsafe"
+    assert destination.snapshot is not None
+    plan.counts.update(destination.snapshot(warehouse, sync, mode))
+    return mode
+
+
 def sync_once(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync: Sync,
               destination: RecordsDestination, policy: RetryPolicy, full_resync: bool) -> dg.MaterializeResult:
     mode = settings.egress_mode()
@@ -165,7 +177,9 @@ def sync_once(context: dg.AssetExecutionContext, warehouse: WarehouseResource, s
         outcome = "no_consent_declared"
     else:
         run.build_targets(warehouse, sync, full_resync or sync.full_resync, plan)
-        if sync.new_rows_only and run.first_run(warehouse, sync) and mode == "live":
+        if destination.snapshot is not None:
+            outcome = _snapshot(context, warehouse, sync, destination, client, plan, mode)
+        elif sync.new_rows_only and run.first_run(warehouse, sync) and mode == "live":
             plan.counts["baseline"] = run.baseline(warehouse, sync, context.run.run_id)
             outcome = "baseline"
         elif mode == "dry_run":

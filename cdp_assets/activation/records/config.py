@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import yaml
@@ -17,7 +18,7 @@ from cdp_assets.settings import PURPOSES, ConfigError, one_of, reject_unknown
 
 SYNCS_DIR = Path(__file__).resolve().parent.parent.parent / "config" / "syncs"
 KEYS = ("destination", "object", "model", "key", "fields", "mode", "on_leave", "consent_purpose", "suppressed",
-        "new_rows_only", "full_resync", "schedule", "audiences", "enabled", "description")
+        "new_rows_only", "full_resync", "schedule", "audiences", "enabled", "description", "options")
 SYNC_NAME = re.compile(r"[a-z][a-z0-9_]*")
 FIRST_PARTY = "none"  # consent_purpose for first-party processing: the CRM is the business's own system
 
@@ -52,6 +53,7 @@ class Sync:
     audiences: tuple[str, ...]
     columns: tuple[str, ...]  # the model's columns
     description: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)  # the destination's own settings, checked by it
 
     @property
     def audience_fields(self) -> tuple[FieldMap, ...]:
@@ -166,6 +168,13 @@ def parse_sync(path: Path, data: Mapping, destinations: Mapping[str, RecordsDest
     for flag in ("new_rows_only", "full_resync", "enabled"):
         if not isinstance(data.get(flag, False), bool):
             raise ConfigError(f"{where}: {flag} must be true or false")
+    options = data.get("options") or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where}: options must be a mapping of {destination.name}'s settings")
+    if destination.options is not None:
+        options = dict(destination.options(f"{where}: options", options))
+    elif options:
+        raise ConfigError(f"{where}: {destination.name} takes no options (found {', '.join(sorted(options))})")
     return Sync(
         name=path.stem, path=path, destination=destination.name, object=spec.name, model=model, key=key_map,
         fields=mapped, mode=mode, on_leave=on_leave, consent_purpose=purpose,
@@ -173,7 +182,7 @@ def parse_sync(path: Path, data: Mapping, destinations: Mapping[str, RecordsDest
         full_resync=bool(data.get("full_resync", False)), schedule=_schedule(where, data.get("schedule")),
         audience_field=field_template, audience_list=list_template,
         audiences=audiences if (field_template or list_template) else (), columns=columns,
-        description=str(data.get("description") or ""),
+        description=str(data.get("description") or ""), options=options,
     )
 
 

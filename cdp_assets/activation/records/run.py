@@ -90,14 +90,16 @@ def _fields(sync: Sync, row: dict[str, Any]) -> dict[str, Any]:
     return {f.field: row[c] for f, c in zip(sync.all_fields, sql.sent_columns(sync), strict=True)}
 
 
-def pages(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, day: str) -> Iterator[list[Item]]:
-    """The changed records as sender items, a page at a time."""
+def pages(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, day: str,
+          table: str | None = None) -> Iterator[list[Item]]:
+    """The changed records (or, given `table`, the rows of that table) as sender items, a page at a time."""
+    table = table or sql.changes_table(sync)
+    order = "rn" if table == sql.changes_table(sync) else "record_key"
     with warehouse.begin() as conn:
-        total = int(warehouse.scalar(conn, f"SELECT count(*) FROM {sql.changes_table(sync)}"))
+        total = int(warehouse.scalar(conn, f"SELECT count(*) FROM {table}"))
     for start in range(0, total, PAGE):
         with warehouse.begin() as conn:
-            result = warehouse.run(conn, f"SELECT * FROM {sql.changes_table(sync)} WHERE rn > :a AND rn <= :b "
-                                         "ORDER BY rn", {"a": start, "b": start + PAGE})
+            result = warehouse.run(conn, f"SELECT * FROM {table} ORDER BY {order} LIMIT {PAGE} OFFSET {start}")
             names = list(result.keys())
             rows = [dict(zip(names, r, strict=True)) for r in result.all()]
         yield [Item(r["record_key"], client.record(r["key_value"], _fields(sync, r), r["record_key"]), day, {
@@ -128,9 +130,9 @@ def deletions(warehouse: WarehouseResource, sync: Sync) -> list[tuple[str, str]]
 
 def check_page(items: list[Item], sync: Sync, destination: RecordsDestination, plan: Plan) -> None:
     for item in items:
-        record_problems(item.extra["fields"], sync, destination.pii, plan.problems)
+        record_problems(item.extra["fields"], sync, destination.policy(sync), plan.problems)
     if items and plan.sample is None:
-        plan.sample = {k: "[redacted]" if k in destination.pii.clear else v
+        plan.sample = {k: "[redacted]" if k in destination.policy(sync).clear else v
                        for k, v in items[0].extra["fields"].items()}
 
 
