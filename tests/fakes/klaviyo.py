@@ -69,6 +69,13 @@ def not_found(detail: str) -> Refused:
     return Refused(404, "not_found", "Not found.", detail)
 
 
+def _date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
@@ -91,6 +98,7 @@ class FakeKlaviyo(FaultyServer):
         self.poisoned: set[str] = set()
         self.revisions: Counter = Counter()  # revision header → requests
         self._ids = 0
+        self._index: dict[tuple[str, object], str] = {}  # (identifier, value) → profile id
         self._window: tuple[int, int] = (0, 0)
 
     def env(self) -> dict[str, str]:
@@ -131,12 +139,10 @@ class FakeKlaviyo(FaultyServer):
         return list_id
 
     def _find(self, attributes: dict) -> str | None:
-        for key in IDENTIFIERS:
-            value = attributes.get(key)
-            if value is not None:
-                found = next((p["id"] for p in self.profiles.values() if p.get(key) == value), None)
-                if found:
-                    return found
+        for key in IDENTIFIERS:  # the index may be stale (a changed or deleted identifier): check the profile
+            pid = self._index.get((key, attributes.get(key)))
+            if attributes.get(key) is not None and self.profiles.get(pid, {}).get(key) == attributes[key]:
+                return pid
         return None
 
     def _upsert(self, attributes: dict, clear: bool, count: bool = True, meta: dict | None = None) -> str:
@@ -163,6 +169,7 @@ class FakeKlaviyo(FaultyServer):
         for name, values in (patch.get("unappend") or {}).items():
             gone = values if isinstance(values, list) else [values]
             profile["properties"][name] = [v for v in profile["properties"].get(name, []) if v not in gone]
+        self._index.update({(k, profile[k]): pid for k in IDENTIFIERS if profile.get(k) is not None})
         if count:
             self.writes[next(attributes[k] for k in IDENTIFIERS if attributes.get(k) is not None)] += 1
         return pid
@@ -213,7 +220,7 @@ class FakeKlaviyo(FaultyServer):
             return error(400, "invalid", "Invalid input.", "The profile was rejected", pointer)
         return None
 
-    def _import_job(self, body: dict) -> tuple[int, dict]:
+    def _import_job(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
         data = self._check_type(body, "profile-bulk-import-job")
         rows = ((data.get("attributes") or {}).get("profiles") or {}).get("data")
         if not isinstance(rows, list) or not rows:
@@ -263,25 +270,24 @@ class FakeKlaviyo(FaultyServer):
             "started_at": iso(job["started_at"])},
             "links": {"self": f"{self.url}/api/profile-bulk-import-jobs/{job['id']}/"}}
 
-    def _job_read(self, parts: list[str], path: str, query: dict) -> tuple[int, dict]:
-        job = self.jobs.get(parts[2])
+    def _job_read(self, method: str, path: str, query: dict, body: dict, job_id: str,
+                  tail: str | None) -> tuple[int, dict]:
+        job = self.jobs.get(job_id)
         if job is None:
-            raise not_found(f"No profile-bulk-import-job with id {parts[2]!r}")
-        if len(parts) == 3:
+            raise not_found(f"No profile-bulk-import-job with id {job_id!r}")
+        if tail is None:
             if job["status"] != "complete":
                 job["polls"] += 1
                 self._advance(job, complete=job["polls"] >= self.import_polls_until_done)
             return 200, {"data": self._job_resource(job)}
-        done, tail = job["status"] == "complete", "/".join(parts[3:])
+        done = job["status"] == "complete"
         if tail == "import-errors":
             return 200, self._page(job["errors"] if done else [], path, query)
-        if tail in ("profiles", "relationships/profiles"):
-            ids = [pid for pid in job["profile_ids"] if pid in self.profiles] if done else []
-            items = [self._resource(p) if tail == "profiles" else {"type": "profile", "id": p} for p in ids]
-            return 200, self._page(items, path, query)
-        raise not_found(f"No route {path}")
+        ids = [pid for pid in job["profile_ids"] if pid in self.profiles] if done else []
+        items = [self._resource(p) if tail == "profiles" else {"type": "profile", "id": p} for p in ids]
+        return 200, self._page(items, path, query)
 
-    def _profile_import(self, body: dict) -> tuple[int, dict]:
+    def _profile_import(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
         attributes = self._check_type(body, "profile").get("attributes")
         if not isinstance(attributes, dict):
             raise invalid("data.attributes is required", "/data/attributes")
@@ -302,7 +308,7 @@ class FakeKlaviyo(FaultyServer):
             raise invalid(f"Unsupported filter {raw!r}", parameter="filter")
         return match.group(1), match.group(2)
 
-    def _members(self, method: str, list_id: str, body: dict) -> tuple[int, dict]:
+    def _members(self, method: str, path: str, query: dict, body: dict, list_id: str) -> tuple[int, dict]:
         if list_id not in self.lists:
             raise not_found(f"No list with id {list_id!r}")
         items = body.get("data") if isinstance(body, dict) else None
@@ -318,9 +324,9 @@ class FakeKlaviyo(FaultyServer):
             (members.add if method == "POST" else members.discard)(item["id"])
         return 204, {}
 
-    def _subscriptions(self, body: dict, subscribe: bool) -> tuple[int, dict]:
-        kind = "profile-subscription-bulk-create-job" if subscribe else "profile-subscription-bulk-delete-job"
-        data = self._check_type(body, kind)
+    def _subscriptions(self, method: str, path: str, query: dict, body: dict, verb: str) -> tuple[int, dict]:
+        subscribe = verb == "create"
+        data = self._check_type(body, f"profile-subscription-bulk-{verb}-job")
         attributes = data.get("attributes") or {}
         rows = (attributes.get("profiles") or {}).get("data")
         if not isinstance(rows, list) or not rows or len(rows) > MAX_SUBSCRIPTIONS:
@@ -352,7 +358,7 @@ class FakeKlaviyo(FaultyServer):
                 self.subscribed.discard(email)
         return 202, {}
 
-    def _deletion(self, body: dict) -> tuple[int, dict]:
+    def _deletion(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
         attributes = self._check_type(body, "data-privacy-deletion-job").get("attributes") or {}
         person = (attributes.get("profile") or {}).get("data") or {}
         given = {"id": person.get("id") or attributes.get("profile_id"),
@@ -369,43 +375,44 @@ class FakeKlaviyo(FaultyServer):
         self.deleted.append(value)
         return 202, {}
 
-    # ---- dispatch -------------------------------------------------------------------------------------
-    def _route(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
-        parts = path.strip("/").split("/")
-        if parts[0] != "api" or len(parts) < 2:
-            raise not_found(f"No route {path}")
-        resource = parts[1]
-        if method == "POST" and parts[1:] == ["profile-bulk-import-jobs"]:
-            return self._import_job(body)
-        if method == "GET" and resource == "profile-bulk-import-jobs" and len(parts) >= 3:
-            return self._job_read(parts, path, query)
-        if method == "POST" and parts[1:] == ["profile-import"]:
-            return self._profile_import(body)
-        if method == "GET" and parts[1:] == ["profiles"]:
-            wanted = self._filtered(query, ("email", "external_id", "phone_number", "id"))
-            ids = [p for p, v in self.profiles.items() if not wanted or v.get(wanted[0]) == wanted[1]]
-            return 200, self._page([self._resource(p) for p in ids], path, query)
-        if resource == "lists" and len(parts) == 2 and method in ("GET", "POST"):
-            if method == "POST":
-                name = (self._check_type(body, "list").get("attributes") or {}).get("name")
-                if not isinstance(name, str) or not name.strip():
-                    raise invalid("A list needs a name", "/data/attributes/name")
-                return 201, {"data": self._list_resource(self._create_list(name))}
+    def _profiles(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
+        wanted = self._filtered(query, ("email", "external_id", "phone_number", "id"))
+        ids = [p for p, v in self.profiles.items() if not wanted or v.get(wanted[0]) == wanted[1]]
+        return 200, self._page([self._resource(p) for p in ids], path, query)
+
+    def _lists(self, method: str, path: str, query: dict, body: dict, list_id: str | None = None) -> tuple[int, dict]:
+        if list_id is not None:
+            if list_id not in self.lists:
+                raise not_found(f"No list with id {list_id!r}")
+            return 200, {"data": self._list_resource(list_id)}
+        if method == "GET":
             wanted = self._filtered(query, ("name",))
             ids = [i for i, v in self.lists.items() if not wanted or v["name"] == wanted[1]]
             return 200, self._page([self._list_resource(i) for i in ids], path, query)
-        if method == "GET" and resource == "lists" and len(parts) == 3:
-            if parts[2] not in self.lists:
-                raise not_found(f"No list with id {parts[2]!r}")
-            return 200, {"data": self._list_resource(parts[2])}
-        if method in ("POST", "DELETE") and resource == "lists" and parts[3:] == ["relationships", "profiles"]:
-            return self._members(method, parts[2], body)
-        if method == "POST" and parts[1:] == ["profile-subscription-bulk-create-jobs"]:
-            return self._subscriptions(body, subscribe=True)
-        if method == "POST" and parts[1:] == ["profile-subscription-bulk-delete-jobs"]:
-            return self._subscriptions(body, subscribe=False)
-        if method == "POST" and parts[1:] == ["data-privacy-deletion-jobs"]:
-            return self._deletion(body)
+        name = (self._check_type(body, "list").get("attributes") or {}).get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise invalid("A list needs a name", "/data/attributes/name")
+        return 201, {"data": self._list_resource(self._create_list(name))}
+
+    # ---- dispatch -------------------------------------------------------------------------------------
+    ROUTES = (
+        ("POST", r"/api/profile-bulk-import-jobs", "_import_job"),
+        ("GET", r"/api/profile-bulk-import-jobs/([^/]+)(?:/(import-errors|profiles|relationships/profiles))?",
+         "_job_read"),
+        ("POST", r"/api/profile-import", "_profile_import"),
+        ("GET", r"/api/profiles", "_profiles"),
+        ("GET POST", r"/api/lists", "_lists"),
+        ("GET", r"/api/lists/([^/]+)", "_lists"),
+        ("POST DELETE", r"/api/lists/([^/]+)/relationships/profiles", "_members"),
+        ("POST", r"/api/profile-subscription-bulk-(create|delete)-jobs", "_subscriptions"),
+        ("POST", r"/api/data-privacy-deletion-jobs", "_deletion"),
+    )
+
+    def _route(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
+        for methods, pattern, name in self.ROUTES:
+            match = re.fullmatch(pattern, path.rstrip("/"))
+            if match and method in methods.split():
+                return getattr(self, name)(method, path, query, body, *match.groups())
         raise not_found(f"No route {method} {path}")
 
     def _carries_records(self, method: str, path: str) -> bool:
@@ -424,12 +431,7 @@ class FakeKlaviyo(FaultyServer):
         revision = headers.get("revision")
         if not revision:
             raise invalid("Missing required header 'revision' (YYYY-MM-DD)", parameter="revision")
-        try:
-            valid = bool(REVISION.fullmatch(revision)) and date.fromisoformat(revision) <= date.fromisoformat(
-                self.revision)
-        except ValueError:
-            valid = False
-        if not valid:
+        if not REVISION.fullmatch(revision) or not _date(revision) or _date(revision) > _date(self.revision):
             raise invalid(f"Invalid revision {revision!r}: a published YYYY-MM-DD revision is required",
                           parameter="revision")
         self.revisions[revision] += 1
@@ -443,12 +445,11 @@ class FakeKlaviyo(FaultyServer):
                 raise invalid(f"The payload exceeds {MAX_PAYLOAD_BYTES} bytes", "/data")
 
     def _rate_headers(self) -> dict[str, str]:
-        now = time.time()
-        minute = int(now // 60)
-        count = self._window[1] + 1 if self._window[0] == minute else 1
-        self._window = (minute, count)
-        return {"RateLimit-Limit": "150", "RateLimit-Remaining": str(max(0, 150 - count)),
-                "RateLimit-Reset": str(60 - int(now % 60))}
+        """The steady (per-minute) window's headers, as on every non-429 Klaviyo answer."""
+        minute, count = self._window
+        self._window = (int(time.time() // 60), count + 1 if minute == int(time.time() // 60) else 1)
+        return {"RateLimit-Limit": "150", "RateLimit-Remaining": str(max(0, 150 - self._window[1])),
+                "RateLimit-Reset": str(60 - int(time.time() % 60))}
 
     def _fault_answer(self, fault: str) -> tuple[int, dict, dict[str, str]]:
         if fault == "429":  # like Klaviyo: Retry-After in whole seconds, and no RateLimit-* headers
