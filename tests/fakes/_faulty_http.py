@@ -31,6 +31,7 @@ class FaultyServer:
         self.faults: list[str] = []
         self.faults_served: Counter = Counter()
         self.requests: list[dict] = []
+        self.crashes: list[str] = []  # the fake's own bugs on a request (answered 500): a test should see none
         self.kill_plan: tuple[int, int, bool] | None = None
         self._requests_seen = 0
         self._lock = threading.Lock()
@@ -132,7 +133,12 @@ def _handler(fake: FaultyServer) -> type[BaseHTTPRequestHandler]:
             if fault in fake.answer_faults:
                 return self._answer(*fake._fault_answer(fault))
             with fake._lock:
-                status, answer, headers = fake._handle(method, url.path, parse_qs(url.query), self.headers, raw, body)
+                try:
+                    status, answer, headers = fake._handle(method, url.path, parse_qs(url.query), self.headers, raw,
+                                                           body)
+                except Exception as crash:  # a body shape the fake did not expect: answer, never hang up
+                    fake.crashes.append(f"{method} {url.path}: {crash!r}")
+                    status, answer, headers = 500, {"message": f"fake crashed: {crash!r}"}, {}
             if fault == "accept_then_drop" or kill:
                 if kill:
                     os.kill(kill[0], signal.SIGKILL)

@@ -4,14 +4,16 @@ Every request needs `Authorization: Klaviyo-API-Key <key>` (401 otherwise) and a
 header naming a real date no later than the fake's own revision (400 otherwise); a body must be
 `application/vnd.api+json` or `application/json` (415), at most 5 MB (400).
 Routes: `POST /api/profile-bulk-import-jobs` (≤10,000 profiles, ≤100 KB each, optional
-`relationships.lists`) → 202 queued job; `GET …/{id}` (queued → processing → complete, the
-`import_polls_until_done`-th poll completes it); `GET …/{id}/import-errors` (invalid email / phone, no
-identifier, poisoned profile, each with `source.pointer` and `original_payload`), `…/{id}/profiles` and
-`…/{id}/relationships/profiles`; `POST /api/profile-import` (201 new / 200 update, null clears);
-`GET /api/profiles?filter=equals(email,"…")`; `POST /api/lists`, `GET /api/lists[?filter=equals(name,"…")]`,
-`GET /api/lists/{id}`; `POST`/`DELETE /api/lists/{id}/relationships/profiles` (≤1,000 ids) → 204;
-`POST /api/profile-subscription-bulk-create-jobs` / `…-delete-jobs` (≤1,000) → 202;
-`POST /api/data-privacy-deletion-jobs` (exactly one of email, phone_number, id) → 202.
+`relationships.lists`) → 202 queued job; `GET …/{id}` (queued → processing → complete: the
+`import_polls_until_done`-th poll completes it, 0 completes it at once); `GET …/{id}/import-errors`
+(invalid email / phone, no identifier, poisoned profile, each with `source.pointer` and
+`original_payload`), `…/{id}/profiles` and `…/{id}/relationships/profiles`; `POST /api/profile-import`
+(201 new / 200 update, null clears); `GET /api/profiles?filter=equals(email,"…")`; `POST /api/lists`,
+`GET /api/lists[?filter=equals(name,"…")]`, `GET /api/lists/{id}`; `POST`/`DELETE
+/api/lists/{id}/relationships/profiles` (≤1,000 ids) → 204; `POST /api/profile-subscription-bulk-create-jobs`
+/ `…-delete-jobs` (≤1,000) → 202; `POST /api/data-privacy-deletion-jobs` (exactly one of email,
+phone_number, id) → 202. `.writes` counts applied import rows (bulk or single) by email, else external_id,
+else phone number.
 Faults are queued with `fail_next` and hit record-carrying requests only (the writes above, not polls or
 reads): "429" (Retry-After: 1, no RateLimit-* headers), "500", "503", "401", "timeout", "drop",
 "accept_then_drop"; `kill` SIGKILLs a client on its n-th record-carrying request, before or after accepting.
@@ -335,7 +337,9 @@ class FakeKlaviyo(FaultyServer):
         if list_id is not None and list_id not in self.lists:
             raise not_found(f"No list with id {list_id!r}")
         for n, row in enumerate(rows):
-            person = (row or {}).get("attributes") or {}
+            person = row.get("attributes") if isinstance(row, dict) else None
+            if not isinstance(person, dict):
+                raise invalid("Each item must be {type: 'profile', attributes: {...}}", f"{IMPORTS}/{n}")
             email, phone = person.get("email"), person.get("phone_number")
             if not (email or phone) or (email and not EMAIL.fullmatch(str(email))) or (
                     phone and not E164.fullmatch(str(phone))):

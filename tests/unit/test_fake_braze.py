@@ -27,6 +27,7 @@ BZ1 = {  # vector BZ-1
 def fake():
     with FakeBraze() as server:
         yield server
+    assert server.crashes == []
 
 
 def call(fake: FakeBraze, path: str, body: object, key: str | None = None, **headers: str) -> requests.Response:
@@ -130,6 +131,10 @@ def test_an_email_identifier_updates_the_user_with_that_email(fake):
     call(fake, "/users/track", {"attributes": [{"external_id": "p_0", "email": "a@x.io"}]})
     call(fake, "/users/track", {"attributes": [{"email": "a@x.io", "tier": "gold"}]})
     assert fake.users == {"p_0": {"email": "a@x.io", "tier": "gold"}}
+
+
+def test_a_body_that_is_not_an_object_is_refused(fake):
+    assert call(fake, "/users/track", ["x"]).status_code == 400
 
 
 def test_a_body_with_no_data_is_refused(fake):

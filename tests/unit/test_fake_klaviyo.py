@@ -17,6 +17,7 @@ ADA = {"email": "ada@example.com", "external_id": "p_1", "first_name": "Ada", "p
 def fake():
     with FakeKlaviyo() as server:
         yield server
+    assert server.crashes == []
 
 
 def call(fake: FakeKlaviyo, method: str, path: str, body: object = None, **headers: str | None) -> requests.Response:
@@ -68,6 +69,12 @@ def test_a_revision_that_is_not_a_published_date_is_refused(fake, revision):
 def test_an_older_revision_is_accepted_and_counted(fake):
     assert call(fake, "GET", "/api/lists", revision="2025-04-15").status_code == 200
     assert fake.revisions == Counter({"2025-04-15": 1})
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", {"data": {"type": "profile-bulk-import-job",
+                                                                     "attributes": {"profiles": {"data": ["x"]}}}}])
+def test_a_malformed_body_is_refused_with_400(fake, body):
+    assert call(fake, "POST", "/api/profile-bulk-import-jobs", body).status_code == 400
 
 
 def test_a_body_that_is_not_json_api_is_refused_with_415(fake):
