@@ -75,6 +75,7 @@ class FakeHubSpotCrm:
         self.contacts: dict[str, dict] = {}
         self.lists: dict[str, dict] = {}
         self.writes: Counter = Counter()
+        self.updates: Counter = Counter()  # batch/update inputs applied, per contact id
         self.membership_ops: Counter = Counter()
         self.gdpr_deleted: list[str] = []
         self.requests: list[dict] = []
@@ -225,6 +226,47 @@ class FakeHubSpotCrm:
                   "properties": {**values, "hs_object_id": found}}
         return True, {**result, **({"objectWriteTraceId": trace} if trace is not None else {})}
 
+    def _update(self, body: object) -> tuple[int, dict]:
+        """batch/update by HubSpot id: unknown ids fail in a 207, like merged or deleted contacts do."""
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list) or len(inputs) > MAX_INPUTS:
+            raise error(400, "Invalid input JSON: inputs must be a list of at most 100 objects")
+        results, errors = [], []
+        for item in inputs:
+            trace, found = item.get("objectWriteTraceId"), self.contacts.get(str(item.get("id")))
+            context = {"objectWriteTraceId": [trace]} if trace is not None else {"id": [item.get("id")]}
+            values, problems = {}, []
+            for name, value in (item.get("properties") or {}).items():
+                if name not in self.properties:
+                    raise error(400, hv.problems_message([hv.problem(name, f'Property "{name}" does not exist',
+                                                                     "PROPERTY_DOESNT_EXIST")]))
+                values[name], wrong = hv.check_value(self.properties[name], value)
+                problems += [wrong] if wrong else []
+            if found is None or found["archived"] or problems:
+                errors.append({"status": "error", "category": "OBJECT_NOT_FOUND" if not problems else
+                               "VALIDATION_ERROR", "context": context, "message": hv.problems_message(problems)
+                               if problems else f"Object {item.get('id')} does not exist"})
+                continue
+            for name, stored in values.items():
+                self._set(found, name, stored)
+            self.updates[found["id"]] += 1
+            results.append({"id": found["id"], "properties": {**values, "hs_object_id": found["id"]},
+                            **({"objectWriteTraceId": trace} if trace is not None else {})})
+        answer: dict = {"status": "COMPLETE", "results": results}
+        if errors:
+            answer.update(numErrors=len(errors), errors=errors)
+        return (207 if errors else 200), answer
+
+    def _archive(self, body: object) -> tuple[int, None]:
+        """batch/archive: contacts go to the recycle bin (and out of every list); 204, known or not."""
+        for item in (body.get("inputs") if isinstance(body, dict) else None) or []:
+            contact = self.contacts.get(str(item.get("id")))
+            if contact is not None:
+                contact["archived"] = True
+                for lst in self.lists.values():
+                    lst["members"].discard(contact["id"])
+        return 204, None
+
     def _read(self, body: object) -> tuple[int, dict]:
         started = _now()
         if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
@@ -365,6 +407,8 @@ class FakeHubSpotCrm:
             ("GET", r"/crm/v3/properties/contacts/([^/]+)", lambda n: self._found(self.properties, n, "Property")),
             ("POST", r"/crm/v3/objects/contacts/batch/upsert", lambda: self._upsert(body)),
             ("POST", r"/crm/v3/objects/contacts/batch/read", lambda: self._read(body)),
+            ("POST", r"/crm/v3/objects/contacts/batch/update", lambda: self._update(body)),
+            ("POST", r"/crm/v3/objects/contacts/batch/archive", lambda: self._archive(body)),
             ("POST", r"/crm/v3/objects/contacts/gdpr-delete", lambda: self._gdpr_delete(body)),
             ("POST", r"/crm/v3/lists", lambda: self._create_list(body)),
             ("GET", r"/crm/v3/lists/object-type-id/([^/]+)/name/([^/]+)", self._find_list),
@@ -381,7 +425,8 @@ class FakeHubSpotCrm:
     @staticmethod
     def _carries_records(method: str, path: str) -> bool:
         return (method == "PUT" and "/memberships/" in path) or (
-            method == "POST" and path.endswith(("/contacts/batch/upsert", "/contacts/gdpr-delete")))
+            method == "POST" and path.endswith(("/contacts/batch/upsert", "/contacts/batch/update",
+                                                "/contacts/batch/archive", "/contacts/gdpr-delete")))
 
     def _rate_headers(self, remaining: int) -> dict[str, str]:
         headers = {"X-HubSpot-RateLimit-Max": str(self.burst), "X-HubSpot-RateLimit-Remaining": str(remaining),

@@ -57,6 +57,7 @@ class RecordsClient(Protocol):
 
     batch_limit: int
     parked: str | None  # why the destination asked us to stop for the rest of the run (a daily limit)
+    parked_until: datetime | None  # until when (naive UTC)
 
     def request(self, operation: str, payloads: list[Any], last_batch: bool) -> Request: ...
 

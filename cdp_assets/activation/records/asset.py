@@ -68,11 +68,12 @@ def _keyed_items(rows: list[tuple[str, str]], day: str, operation: str, prefix: 
             for key, destination_id in rows]
 
 
-def _list_rows(warehouse: WarehouseResource, sync: Sync) -> dict[tuple[str, str], list[tuple[str, str]]]:
+def _list_rows(warehouse: WarehouseResource, sync: Sync,
+               planned: bool = False) -> dict[tuple[str, str], list[tuple[str, str]]]:
     """(audience, list_add | list_remove) -> (record key, destination id) to send."""
     changes = {}
     for audience in sync.lists:
-        for operation, query in sql.list_diff_sql(sync, audience).items():
+        for operation, query in sql.list_diff_sql(sync, audience, planned).items():
             changes[(audience, operation)] = run.keyed(warehouse, query, {"s": sync.name, "a": audience})
     return changes
 
@@ -89,9 +90,8 @@ def _dry_run(warehouse: WarehouseResource, sync: Sync, destination: RecordsDesti
         run.check_page(page, sync, destination, plan)
         requests += run.batches(client, "upsert", [i.payload for i in page])
     requests += _leavers(warehouse, sync, client, plan, None, day)
-    for (audience, operation), rows in _list_rows(warehouse, sync).items():
-        plan.counts[operation.replace("list_", "list_") + "ed" if operation == "list_add" else "list_removed"] += \
-            len(rows)
+    for (audience, operation), rows in _list_rows(warehouse, sync, planned=True).items():
+        plan.counts["list_added" if operation == "list_add" else "list_removed"] += len(rows)
         requests += run.batches(client, f"{operation}:{list_ids[sync.lists[audience]]}", [d for _, d in rows])
     plan.requests = requests
     if not plan.problems:
@@ -116,7 +116,8 @@ def _leavers(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, pl
 
 
 def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync: Sync,
-          destination: RecordsDestination, client: RecordsClient, policy: RetryPolicy, plan: run.Plan) -> Sender:
+          destination: RecordsDestination, client: RecordsClient, policy: RetryPolicy, plan: run.Plan,
+          full_resync: bool) -> Sender:
     day = run.today()
     # Safety first, over every page, before anything is sent.
     for page in run.pages(warehouse, sync, client, day):
@@ -134,6 +135,8 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
             deleted = run.deletions(warehouse, sync)
             plan.counts["deleted"] = len(deleted)
             run.deliver(sender, "gdpr_delete", _keyed_items(deleted, day, "gdpr_delete"), _forgotten(sender, sync))
+        if full_resync:
+            run.forget_acknowledgements(sender, sync)
         for page in run.pages(warehouse, sync, client, day):
             run.deliver(sender, "upsert", page, _acked_upserts(sender, sync))
             if client.parked:
@@ -196,7 +199,8 @@ def sync_once(context: dg.AssetExecutionContext, warehouse: WarehouseResource, s
                 outcome = "parked"
             else:
                 try:
-                    sender = _live(context, warehouse, sync, destination, client, policy, plan)
+                    sender = _live(context, warehouse, sync, destination, client, policy, plan,
+                                   full_resync or sync.full_resync)
                 except (DestinationStopped, SetupFailed) as stopped:
                     raise dg.Failure(f"{sync.name}: {stopped}") from None
                 metadata.update(tally_metadata(sender.tally))
@@ -204,7 +208,7 @@ def sync_once(context: dg.AssetExecutionContext, warehouse: WarehouseResource, s
                                    dead_letters=sender.tally.dead_letters)
                 outcome = "parked" if client.parked else ("failed" if sender.tally.failed else "ok")
                 if client.parked:
-                    parked = getattr(client, "parked_until", None)
+                    parked = client.parked_until
                     context.log.warning(f"{sync.name}: {client.parked}; the rest goes on the next run after that")
     if plan.problems:
         context.log.error(f"{sync.name}: outbound records failed {SAFE_CHECK}; nothing sent")

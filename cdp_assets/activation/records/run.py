@@ -142,6 +142,13 @@ def batches(client: RecordsClient, operation: str, payloads: list[Any]) -> list[
     return [client.request(operation, chunk, n == len(chunks)) for n, chunk in enumerate(chunks, start=1)]
 
 
+def forget_acknowledgements(sender: Sender, sync: Sync) -> None:
+    """A full resync: every record the ledger holds as sent is due again."""
+    with sender.transaction() as conn:
+        sender.warehouse.run(conn, "UPDATE activation.sync_ledger SET status = 'pending', attempts = 0 "
+                                   "WHERE destination = :s AND status = 'sent'", {"s": sync.name})
+
+
 Acked = Callable[[Connection, str, list[Item]], None]
 
 

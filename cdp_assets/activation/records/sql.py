@@ -129,17 +129,25 @@ WHERE s.sync = :s AND s.destination_id IS NOT NULL AND (
 ORDER BY s.record_key"""
 
 
-def members_sql(sync: Sync, audience: str) -> str:
-    """The audience's eligible members as (record key, destination id), for records the destination holds."""
+def members_sql(sync: Sync, audience: str, planned: bool = False) -> str:
+    """The audience's eligible members as (record key, destination id), for records the destination holds; or,
+    `planned` (a dry run), for every record, with a placeholder where the destination's id is not known yet."""
     column = audience_columns(sync)[sync.audiences.index(audience)]
+    if planned:
+        return f"""
+SELECT t.record_key, coalesce(s.destination_id, '{{id of record ' || substr(t.record_key, 1, 12) || '}}')
+       AS destination_id
+FROM {targets_table(sync)} AS t
+LEFT JOIN activation.record_state AS s ON s.sync = :s AND s.record_key = t.record_key
+WHERE t.key_rows = 1 AND t.{column}"""
     return f"""
 SELECT t.record_key, s.destination_id FROM {targets_table(sync)} AS t
 JOIN activation.record_state AS s ON s.sync = :s AND s.record_key = t.record_key
 WHERE t.key_rows = 1 AND t.{column} AND s.destination_id IS NOT NULL AND s.status = 'present'"""
 
 
-def list_diff_sql(sync: Sync, audience: str) -> dict[str, str]:
-    members = members_sql(sync, audience)
+def list_diff_sql(sync: Sync, audience: str, planned: bool = False) -> dict[str, str]:
+    members = members_sql(sync, audience, planned)
     return {
         "list_add": f"""SELECT m.record_key, m.destination_id FROM ({members}) AS m WHERE m.record_key NOT IN (
                             SELECT record_key FROM activation.list_members WHERE sync = :s AND audience = :a)

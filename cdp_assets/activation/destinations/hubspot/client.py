@@ -14,7 +14,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -42,6 +42,7 @@ class HubSpotRecords:
         self.token = os.environ.get("HUBSPOT_ACCESS_TOKEN") or None
         self.per_window = int(os.environ.get("HUBSPOT_MAX_REQUESTS_PER_10S") or 100)
         self.parked: str | None = None
+        self.parked_until: datetime | None = None
         self.time_zone = ZoneInfo("UTC")
         self._sent: deque[float] = deque()
         self._batch: list[tuple[str, str]] = []  # (trace id, key) of the inputs of the request last built
@@ -170,6 +171,7 @@ class HubSpotRecords:
             midnight = (datetime.now(self.time_zone) + timedelta(days=1)).replace(hour=0, minute=0, second=0,
                                                                                    microsecond=0)
             self.parked = f"HubSpot daily API limit reached; parked until {midnight.isoformat()}"
+            self.parked_until = midnight.astimezone(UTC).replace(tzinfo=None)
             reply.message = self.parked
             reply.retry_after = (midnight - datetime.now(self.time_zone)).total_seconds()
             return reply

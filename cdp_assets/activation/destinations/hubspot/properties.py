@@ -21,13 +21,19 @@ BUILT_IN = {"email", "firstname", "lastname", "phone", "mobilephone", "city", "s
             "company", "jobtitle", "website", "lifecyclestage", "hs_object_id"}
 
 
+def _label(name: str) -> str:
+    """`cdp_lifetime_value` -> `CDP lifetime value`, as the property shows in HubSpot."""
+    words = name.split("_")
+    return " ".join(["CDP" if words[0] == "cdp" else words[0].capitalize(), *words[1:]])
+
+
 def wanted_properties(sync: Sync) -> list[dict[str, Any]]:
     """The property definitions the sync writes to, besides HubSpot's own; the key is a unique property."""
     wanted = []
     for field in (sync.key, *sync.all_fields):
         kind, field_type = TYPES[field.type]
         definition: dict[str, Any] = {"groupName": GROUP["name"], "name": field.field,
-                                      "label": field.field.replace("_", " ").strip().capitalize(), "type": kind,
+                                      "label": _label(field.field), "type": kind,
                                       "fieldType": field_type}
         if field.type == "bool":
             definition["options"] = BOOL_OPTIONS
