@@ -15,6 +15,7 @@ from cdp_assets.activation.transport import Reply, Request
 
 if TYPE_CHECKING:
     from cdp_assets.activation.records.config import Sync
+    from cdp_assets.activation.records.jobs import JobOutcome
 
 FIELD_TYPES = ("string", "number", "bool", "date", "datetime")
 MODES = ("insert", "update", "upsert", "mirror")
@@ -80,6 +81,14 @@ class RecordsClient(Protocol):
     def list_ids(self, names: list[str], call: Call | None) -> tuple[dict[str, str], list[Request]]: ...
 
 
+class JobsClient(RecordsClient, Protocol):
+    """A client whose upserts become the destination's jobs (`records/jobs.py`)."""
+
+    def job_of(self, reply: Reply) -> str | None: ...
+
+    def job_outcome(self, job_id: str, call: Call) -> JobOutcome | None: ...
+
+
 @dataclass(frozen=True)
 class RecordsDestination:
     """A destination folder's declaration (`DESTINATION` in its `__init__.py`)."""
@@ -92,6 +101,7 @@ class RecordsDestination:
     pii: PiiPolicy
     client: Callable[[Sync], RecordsClient]
     deletes: bool = False  # a deletion request is carried out at the destination (`gdpr_delete` operation)
+    jobs: bool = False  # upserts are accepted as asynchronous jobs, read back later (its client is a JobsClient)
     notes: str = ""  # one line for the README's destinations table
     # The sync YAML's `options:` checked and completed for this destination (default: none allowed); it raises
     # ConfigError naming `where` and the option.

@@ -9,7 +9,7 @@ import dagster as dg
 from sqlalchemy.engine import Connection
 
 from cdp_assets import settings
-from cdp_assets.activation.destinations.base import RecordsClient, RecordsDestination, SetupFailed
+from cdp_assets.activation.destinations.base import Call, JobsClient, RecordsClient, RecordsDestination, SetupFailed
 from cdp_assets.activation.egress import egress_preamble, record_dry_run
 from cdp_assets.activation.plan import (
     CREDENTIALS_CHECK,
@@ -20,7 +20,7 @@ from cdp_assets.activation.plan import (
     tally_metadata,
     upstream_keys,
 )
-from cdp_assets.activation.records import run, sql, state
+from cdp_assets.activation.records import jobs, run, sql, state
 from cdp_assets.activation.records.config import Sync
 from cdp_assets.activation.sender import DestinationStopped, Item, Sender
 from cdp_assets.activation.transport import RetryPolicy
@@ -115,6 +115,16 @@ def _leavers(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, pl
     return []
 
 
+def _wait_for_jobs(sender: Sender, sync: Sync, client: JobsClient, call: Call, policy: RetryPolicy,
+                   plan: run.Plan) -> None:
+    """Read the jobs just submitted a few times, briefly; what is still running is read on the next run."""
+    for _ in range(jobs.POLLS_AFTER_SUBMIT):
+        if not jobs.open_jobs(sender, sync):
+            return
+        policy.sleep(min(policy.max_seconds, 2.0))
+        plan.counts.update(jobs.settle(sender, sync, client.job_outcome, call))
+
+
 def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync: Sync,
           destination: RecordsDestination, client: RecordsClient, policy: RetryPolicy, plan: run.Plan,
           full_resync: bool) -> Sender:
@@ -135,12 +145,19 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
             deleted = run.deletions(warehouse, sync)
             plan.counts["deleted"] = len(deleted)
             run.deliver(sender, "gdpr_delete", _keyed_items(deleted, day, "gdpr_delete"), _forgotten(sender, sync))
+        if destination.jobs:
+            plan.counts.update(jobs.settle(sender, sync, client.job_outcome, call))
         if full_resync:
             run.forget_acknowledgements(sender, sync)
+        acked = _acked_upserts(sender, sync)
+        if destination.jobs:
+            acked = jobs.submitted(sender, sync, client.job_of, acked)
         for page in run.pages(warehouse, sync, client, day):
-            run.deliver(sender, "upsert", page, _acked_upserts(sender, sync))
+            run.deliver(sender, "upsert", page, acked)
             if client.parked:
                 break
+        if destination.jobs:
+            _wait_for_jobs(sender, sync, client, call, policy, plan)
         if not client.parked:
             _leavers(warehouse, sync, client, plan, sender, day)
         for (audience, operation), rows in _list_rows(warehouse, sync).items():

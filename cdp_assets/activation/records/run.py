@@ -23,6 +23,7 @@ from cdp_assets.activation.egress import DEAD_LETTERS, EGRESS_REQUESTS
 from cdp_assets.activation.ledger import TO_SEND, Entry
 from cdp_assets.activation.records import sql, state
 from cdp_assets.activation.records.config import Sync
+from cdp_assets.activation.records.jobs import RECORD_JOBS
 from cdp_assets.activation.records.safety import record_problems
 from cdp_assets.activation.sender import Item, Sender
 from cdp_assets.activation.transport import Request
@@ -57,7 +58,7 @@ def build_targets(warehouse: WarehouseResource, sync: Sync, full_resync: bool, p
     with warehouse.begin() as conn:
         ledger.ensure_tables(warehouse, conn)
         state.ensure_tables(warehouse, conn)
-        for table in (EGRESS_REQUESTS, DEAD_LETTERS):
+        for table in (EGRESS_REQUESTS, DEAD_LETTERS, RECORD_JOBS):
             table.ensure(warehouse, conn)
         _create(warehouse, conn, sql.targets_table(sync), sql.targets_sql(sync), params)
         _create(warehouse, conn, sql.changes_table(sync), sql.changes_sql(sync, full_resync), params)

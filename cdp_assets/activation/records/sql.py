@@ -93,7 +93,8 @@ FROM (
 def changes_sql(sync: Sync, full_resync: bool) -> str:
     """The records to write, numbered for paging: added (never acknowledged) and changed (acknowledged with
     other values); all of them on a full resync. A record the destination refused for good is left out until
-    its values change or its dead letter is replayed; one that failed for a passing reason goes again."""
+    its values change or its dead letter is replayed; one that failed for a passing reason goes again; one
+    waiting in a destination's job with these values waits for the job."""
     wanted = {"insert": "s.record_key IS NULL", "update": "s.record_key IS NOT NULL AND "
                                                           "(s.status <> 'present' OR s.fingerprint <> t.fingerprint)"}
     condition = "TRUE" if full_resync else wanted.get(
@@ -107,7 +108,8 @@ SELECT row_number() OVER (ORDER BY t.record_key) AS rn,
 FROM {targets_table(sync)} AS t
 LEFT JOIN activation.record_state AS s ON s.sync = :s AND s.record_key = t.record_key
 LEFT JOIN activation.sync_ledger AS l ON l.destination = :s AND l.record_key = t.record_key
-WHERE t.key_rows = 1 AND {condition}
+LEFT JOIN activation.record_jobs AS j ON j.sync = :s AND j.record_key = t.record_key AND j.fingerprint = t.fingerprint
+WHERE t.key_rows = 1 AND {condition} AND j.record_key IS NULL
   AND NOT (coalesce(l.status, '') = 'dead_letter' AND l.operation = 'upsert:' || t.fingerprint)"""
 
 
