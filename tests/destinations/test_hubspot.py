@@ -1,5 +1,11 @@
 """HubSpot contacts kept in step with the unified profile, on DuckDB and PostgreSQL, against the local fake."""
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
 from tests.destinations.records_world import build_world, execute, make_sync, materialize, metadata, query
@@ -214,3 +220,35 @@ def test_mirror_archives_a_person_who_left(warehouse, tmp_path, hubspot):
     assert [r["body"] for r in hubspot.requests if r["path"].endswith("/batch/archive")] == [
         {"inputs": [{"id": hubspot.contact_by_email("cy@example.com")["id"]}]}] or \
         hubspot.contact_by_email("cy@example.com")["archived"]
+
+
+KILLED_SYNC = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from cdp_assets.resources.warehouse import WarehouseResource
+    from tests.destinations.records_world import make_sync, materialize
+    materialize(WarehouseResource(url=sys.argv[1]), make_sync(Path(sys.argv[2])))
+""")
+
+
+def add_people(warehouse, count: int) -> None:
+    with warehouse.begin() as conn:
+        for n in range(count):
+            warehouse.run(conn, "INSERT INTO core.unified_profiles (profile_id, email, first_name, lifetime_value, "
+                                "order_count) VALUES (:p, :e, 'Many', 10, 1)",
+                          {"p": f"m{n:03d}", "e": f"m{n}@example.com"})
+
+
+@pytest.mark.parametrize("after_accepting", [False, True], ids=["killed-before-hubspot-wrote",
+                                                                 "killed-after-hubspot-wrote-before-the-commit"])
+def test_a_kill_mid_sync_followed_by_a_rerun_writes_each_record_once(world, hubspot, tmp_path, after_accepting):
+    warehouse, sync = world
+    add_people(warehouse, 250)
+    process = subprocess.Popen([sys.executable, "-c", KILLED_SYNC, warehouse.url, str(tmp_path)],
+                               env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hubspot.kill(process.pid, 2, after_accepting)
+    assert process.wait(timeout=120) == -9
+    assert materialize(warehouse, sync).success
+    assert len(hubspot.contacts) == 253
+    assert set(hubspot.writes.values()) == {1}

@@ -102,6 +102,9 @@ class RecordsDestination:
     client: Callable[[Sync], RecordsClient]
     deletes: bool = False  # a deletion request is carried out at the destination (`gdpr_delete` operation)
     jobs: bool = False  # upserts are accepted as asynchronous jobs, read back later (its client is a JobsClient)
+    # Records can be read back (`confirm(payloads, call)` -> trace id -> destination id of those held with exactly
+    # these values), so a record a killed run left in flight is never written twice.
+    confirms: bool = False
     notes: str = ""  # one line for the README's destinations table
     # The sync YAML's `options:` checked and completed for this destination (default: none allowed); it raises
     # ConfigError naming `where` and the option.

@@ -152,8 +152,9 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
         acked = _acked_upserts(sender, sync)
         if destination.jobs:
             acked = jobs.submitted(sender, sync, client.job_of, acked)
+        confirm = (lambda payloads: client.confirm(payloads, call)) if destination.confirms else None
         for page in run.pages(warehouse, sync, client, day):
-            run.deliver(sender, "upsert", page, acked)
+            run.deliver(sender, "upsert", page, acked, confirm)
             if client.parked:
                 break
         if destination.jobs:

@@ -20,13 +20,13 @@ from cdp_assets import settings
 from cdp_assets.activation import ledger
 from cdp_assets.activation.destinations.base import RecordsClient, RecordsDestination, formatted
 from cdp_assets.activation.egress import DEAD_LETTERS, EGRESS_REQUESTS
-from cdp_assets.activation.ledger import TO_SEND, Entry
+from cdp_assets.activation.ledger import IN_FLIGHT, SENT, TO_SEND, Entry
 from cdp_assets.activation.records import sql, state
 from cdp_assets.activation.records.config import Sync
 from cdp_assets.activation.records.jobs import RECORD_JOBS
 from cdp_assets.activation.records.safety import record_problems
 from cdp_assets.activation.sender import Item, Sender
-from cdp_assets.activation.transport import Request
+from cdp_assets.activation.transport import OK, Reply, Request
 from cdp_assets.resources.warehouse import WarehouseResource
 
 PAGE = 5_000
@@ -153,8 +153,16 @@ def forget_acknowledgements(sender: Sender, sync: Sync) -> None:
 Acked = Callable[[Connection, str, list[Item]], None]
 
 
-def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked) -> None:
-    """Enter the items in the ledger and send the ones still due (not acknowledged under this operation)."""
+Confirm = Callable[[list[Any]], dict[str, str]]
+
+
+def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked, confirm: Confirm | None = None) -> None:
+    """Enter the items in the ledger and send the ones still due (not acknowledged under this operation).
+
+    Records a killed run left in flight may already be written: `confirm` (a destination that can read records
+    back) returns, by trace id, the destination's id of those it holds with exactly these values, and they are
+    acknowledged without being written twice.
+    """
     if not items:
         return
     with sender.transaction() as conn:
@@ -162,5 +170,16 @@ def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked) -> 
                               [Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, "pending", 0)
                                for i in items])
     due = [i for i in items if entries[i.key].status in TO_SEND]
+    in_flight = [i for i in due if entries[i.key].status == IN_FLIGHT]
+    if confirm and in_flight:
+        held = confirm([i.payload for i in in_flight])
+        confirmed = [i for i in in_flight if i.key in held]
+        with sender.transaction() as conn:
+            ledger.record(sender.warehouse, conn, sender.destination, sender.run_id, [
+                Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, SENT, entries[i.key].attempts,
+                      None, "confirmed by reading back") for i in confirmed])
+            sender.last_reply = Reply(OK, None, ids=held)
+            acked(conn, operation, confirmed)
+        due = [i for i in due if i.key not in held]
     sender.deliver(operation, due, sender.channel.limit(operation), {i.key: entries[i.key].attempts for i in due},
                    acked)

@@ -14,6 +14,7 @@ DESTINATION = RecordsDestination(
                                    "country", "address"})),
     client=HubSpotRecords,
     deletes=True,
+    confirms=True,
     notes="batch/upsert by email or a unique property (100 per request); 207 errors by objectWriteTraceId; "
           "GDPR delete",
 )

@@ -180,6 +180,25 @@ class HubSpotRecords:
         reply.message = f"HubSpot 429 {policy or 'rate limit'}: waiting for the next window"
         return reply
 
+    def confirm(self, payloads: list[dict[str, Any]], call: Call) -> dict[str, str]:
+        """Of upsert inputs a killed run left in flight, those HubSpot holds with exactly these values (by
+        trace id, with their HubSpot id), read back with batch/read by the sync key."""
+        held: dict[str, str] = {}
+        for start in range(0, len(payloads), BATCH_LIMIT):
+            chunk = payloads[start:start + BATCH_LIMIT]
+            wanted = sorted({self.sync.key.field, *(name for p in chunk for name in p["properties"])})
+            reply = call(Request("read_back", "POST", f"{self.objects}/batch/read", {
+                "idProperty": self.sync.key.field, "properties": wanted,
+                "inputs": [{"id": p["id"]} for p in chunk]}, 0))
+            found = {str((r.get("properties") or {}).get(self.sync.key.field, "")).lower(): r
+                     for r in reply.data.get("results") or []}
+            for payload in chunk:
+                record = found.get(str(payload["id"]).lower())
+                stored = (record or {}).get("properties") or {}
+                if record and all(str(stored.get(k) or "") == v for k, v in payload["properties"].items()):
+                    held[payload["objectWriteTraceId"]] = str(record["id"])
+        return held
+
     # ---- set-up before any record is written -------------------------------------------------------------
     def prepare(self, call: Call | None) -> list[Request]:
         """Create the `cdp` property group and every mapped property that does not exist yet; in a dry run
