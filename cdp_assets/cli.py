@@ -1,4 +1,5 @@
-"""`cdp-assets`: the one documented command line (run a day, backfill GA4, replay, run the demo, generate data).
+"""`cdp-assets`: the one documented command line (run a day, backfill GA4, replay, preview or run a sync, run the
+demo, generate data).
 
 Every mistake a user can make here (a date out of range, a warehouse that cannot be reached, a folder that
 cannot be created) is one line on stderr and exit code 2, checked before anything is written; a run that
@@ -18,6 +19,7 @@ from sqlalchemy.pool import NullPool
 from cdp_assets import settings
 from cdp_assets.runs import DayOutcome, RunOutcome, execute, report, run_day
 from cdp_assets.schedules import partition_range_tags
+from cdp_assets.sync_commands import add_commands
 
 DAILY_JOB = "daily_job"
 
@@ -274,6 +276,8 @@ def parser() -> Parser:
                                                  "the configuration that made them fail was fixed")
     replay.add_argument("--destination", required=True, help="a destination name from destinations.yaml")
     replay.set_defaults(handler=_replay)
+
+    add_commands(commands, prepared_instance)
 
     generate = commands.add_parser("generate", help="write deterministic messy sample data to the landing folder")
     generate.add_argument("--people", type=at_least_one, default=3000)

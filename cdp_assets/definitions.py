@@ -11,9 +11,8 @@ from cdp_assets import settings
 from cdp_assets.activation.audience_sync import audience_sync_asset
 from cdp_assets.activation.config import load_audience_syncs, load_destinations
 from cdp_assets.activation.conversions import conversions_asset
-from cdp_assets.activation.destinations.registry import discover
 from cdp_assets.activation.records.asset import records_sync_asset
-from cdp_assets.activation.records.config import load_syncs
+from cdp_assets.activation.records.catalog import load_catalog
 from cdp_assets.activation.transport import RetryPolicy
 from cdp_assets.alerts import run_failure_alerts
 from cdp_assets.audiences.assets import audience_asset
@@ -41,7 +40,7 @@ from cdp_assets.resources.warehouse import WAREHOUSE_TAG, WarehouseResource, dia
 from cdp_assets.retention import RETENTION_KEY, retention_asset
 from cdp_assets.schedules import daily_schedule, day_selections, retention_schedule
 from cdp_assets.settings import ConfigError
-from cdp_assets.sql_models import SQL_ROOT, load_models, output_columns, sql_asset
+from cdp_assets.sql_models import SQL_ROOT, load_models, sql_asset
 
 DAILY_JOB = "daily_job"
 RETENTION_JOB = "retention_job"
@@ -96,9 +95,7 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     models = load_models(SQL_ROOT, external=python_keys)
     audience_models = [m for m in models if m.key.path[0] == "audiences"]
     audiences = {m.key.path[-1]: load_audience_settings(m.path) for m in audience_models}
-    record_destinations = discover()
-    record_syncs = load_syncs(record_destinations, {m.table: output_columns(m) for m in models},
-                              tuple(sorted(audiences)))
+    record_destinations, record_syncs = load_catalog(models)
     taken = sorted({s.name for s in record_syncs} & set(destinations))
     if taken:
         raise ConfigError(f"syncs {', '.join(taken)} share a name with a destination in destinations.yaml; "

@@ -121,8 +121,8 @@ def execute(defs: dg.Definitions, job_name: str, label: str, instance: dg.Dagste
     wait_for_other_runs(instance)
     job = defs.resolve_job_def(job_name)
     tags = {**options.pop("tags", {}), alerts.LAUNCHED_BY_TAG: "cli"}
-    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags,
-                                    run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    run_config = {**options.pop("run_config", {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
+    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config,
                                     **options)
     outcome = _outcome(result, label)
     if not result.success:
