@@ -29,6 +29,9 @@ def open_instance(home: Path | None = None) -> dg.DagsterInstance:
     if home is not None:
         return dg.DagsterInstance.from_config(str(home))
     if os.environ.get("DAGSTER_HOME"):
+        if not Path(os.environ["DAGSTER_HOME"]).is_dir():
+            raise settings.ConfigError(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} is not a folder; create it "
+                                       "(mkdir -p) or unset DAGSTER_HOME to use this project's dagster.yaml")
         return dg.DagsterInstance.get()
     if Path("dagster.yaml").is_file():
         return dg.DagsterInstance.from_config(os.getcwd())
