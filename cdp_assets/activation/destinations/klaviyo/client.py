@@ -41,7 +41,6 @@ class KlaviyoRecords:
         self.key = os.environ.get("KLAVIYO_API_KEY") or None
         self.parked: str | None = None  # Klaviyo has no daily limit: its 429s name the seconds to wait
         self.parked_until: datetime | None = None
-        self.email_field = next((f for f in (sync.key, *sync.fields) if f.field == "email"), None)
 
     # ---- what the sender needs -------------------------------------------------------------------------
     def missing(self) -> list[str]:
@@ -70,14 +69,12 @@ class KlaviyoRecords:
 
     def follow_ups(self) -> tuple[str, ...]:
         """Sent once per written record: email marketing consent, only on a sync whose every record consented to
-        marketing (the targets hold no one else) and that maps an email."""
-        return ("subscribe",) if self.sync.consent_purpose == "marketing" and self.email_field else ()
+        marketing (the targets hold no one else) and that is keyed by email (so every record has one)."""
+        return ("subscribe",) if self.sync.consent_purpose == "marketing" and self.sync.key.field == "email" else ()
 
     def follow_up(self, operation: str, key_value: str, fields: Mapping[str, Any]) -> str:
-        """The element of a follow-up request: the person's email."""
-        if self.email_field is self.sync.key:
-            return key_value
-        return str(fields[self.email_field.field]) if self.email_field else ""
+        """The element of a subscription request: the person's email, the sync's key."""
+        return key_value
 
     def request(self, operation: str, payloads: list[Any], last_batch: bool) -> Request:
         kind, _, list_id = operation.partition(":")
@@ -89,11 +86,9 @@ class KlaviyoRecords:
             return Request(operation, "POST" if kind == "list_add" else "DELETE",
                            f"{api}/lists/{list_id}/relationships/profiles/", wire.members(payloads),
                            len(payloads))
-        if kind in ("subscribe", "unsubscribe"):
-            verb = "create" if kind == "subscribe" else "delete"
-            return Request(operation, "POST", f"{api}/profile-subscription-bulk-{verb}-jobs/",
-                           wire.subscription_job([p for p in payloads if p], kind == "subscribe"),
-                           len(payloads))
+        if kind == "subscribe":
+            return Request(operation, "POST", f"{api}/profile-subscription-bulk-create-jobs/",
+                           wire.subscription_job(payloads), len(payloads))
         if kind == "gdpr_delete":
             return Request(operation, "POST", f"{api}/data-privacy-deletion-jobs/",
                            wire.deletion_job(payloads[0]), 1)

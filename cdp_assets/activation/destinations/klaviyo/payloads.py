@@ -71,12 +71,11 @@ def import_job(profiles: list[dict]) -> dict:
     return {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": profiles}}}}
 
 
-def subscription_job(emails: list[str], subscribe: bool) -> dict:
-    """Email marketing consent for these people: granted (bulk create) or withdrawn (bulk delete)."""
-    kind = "profile-subscription-bulk-create-job" if subscribe else "profile-subscription-bulk-delete-job"
-    consent = {"subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}} if subscribe else {}
-    return {"data": {"type": kind, "attributes": {"profiles": {"data": [
-        {"type": "profile", "attributes": {"email": email, **consent}} for email in emails]}}}}
+def subscription_job(emails: list[str]) -> dict:
+    """Email marketing consent granted for these people (no list: a list's double opt-in does not apply)."""
+    return {"data": {"type": "profile-subscription-bulk-create-job", "attributes": {"profiles": {"data": [
+        {"type": "profile", "attributes": {"email": email, "subscriptions": {"email": {"marketing": {
+            "consent": "SUBSCRIBED"}}}}} for email in emails]}}}}
 
 
 def members(profile_ids: list[str]) -> dict:
