@@ -172,6 +172,13 @@ class Sender:
 
     def _deliver_batch(self, operation: str, items: list[Item], attempts: dict[str, int], on_acked: Acked | None,
                        last: bool, recorded_as: str, marked: bool = False) -> None:
+        too_large = getattr(self.channel, "too_large", None)  # a limit on bytes besides the one on records
+        if too_large is not None and len(items) > 1 and too_large(assemble(
+                lambda records: self.channel.request(operation, records, last), [i.payload for i in items])):
+            half = len(items) // 2
+            self._deliver_batch(operation, items[:half], attempts, on_acked, False, recorded_as, marked)
+            self._deliver_batch(operation, items[half:], attempts, on_acked, last, recorded_as, marked)
+            return
         if not marked:
             for item in items:
                 attempts[item.key] = attempts.get(item.key, 0) + 1

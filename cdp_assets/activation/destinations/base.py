@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from cdp_assets.activation.transport import Reply, Request
 
@@ -87,6 +87,16 @@ class JobsClient(RecordsClient, Protocol):
     def job_of(self, reply: Reply) -> str | None: ...
 
     def job_outcome(self, job_id: str, call: Call) -> JobOutcome | None: ...
+
+
+@runtime_checkable
+class FollowUpClient(RecordsClient, Protocol):
+    """A client that sends something once for every record it holds, after writing it (Klaviyo's email
+    subscription); the records strategy asks `follow_ups()` when a client has it."""
+
+    def follow_ups(self) -> tuple[str, ...]: ...
+
+    def follow_up(self, operation: str, key_value: str, fields: Mapping[str, Any]) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,14 @@ import dagster as dg
 from sqlalchemy.engine import Connection
 
 from cdp_assets import settings
-from cdp_assets.activation.destinations.base import Call, JobsClient, RecordsClient, RecordsDestination, SetupFailed
+from cdp_assets.activation.destinations.base import (
+    Call,
+    FollowUpClient,
+    JobsClient,
+    RecordsClient,
+    RecordsDestination,
+    SetupFailed,
+)
 from cdp_assets.activation.egress import egress_preamble, record_dry_run
 from cdp_assets.activation.plan import (
     CREDENTIALS_CHECK,
@@ -90,6 +97,9 @@ def _dry_run(warehouse: WarehouseResource, sync: Sync, destination: RecordsDesti
         run.check_page(page, sync, destination, plan)
         requests += run.batches(client, "upsert", [i.payload for i in page])
     requests += _leavers(warehouse, sync, client, plan, None, day)
+    for operation in _follow_ups(client):
+        requests += run.batches(client, operation, [i.payload for i in run.follow_ups(
+            warehouse, sync, client, operation, day, planned=True)])
     for (audience, operation), rows in _list_rows(warehouse, sync, planned=True).items():
         plan.counts["list_added" if operation == "list_add" else "list_removed"] += len(rows)
         requests += run.batches(client, f"{operation}:{list_ids[sync.lists[audience]]}", [d for _, d in rows])
@@ -113,6 +123,11 @@ def _leavers(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, pl
         return run.batches(client, operation, [i.payload for i in items])
     run.deliver(sender, operation, items, _cleared(sender, sync) if operation == "clear" else _forgotten(sender, sync))
     return []
+
+
+def _follow_ups(client: RecordsClient) -> tuple[str, ...]:
+    """The operations the client sends once per record it holds, after writing it (none, for most)."""
+    return client.follow_ups() if isinstance(client, FollowUpClient) else ()
 
 
 def _wait_for_jobs(sender: Sender, sync: Sync, client: JobsClient, call: Call, policy: RetryPolicy,
@@ -159,6 +174,9 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
                 break
         if destination.jobs:
             _wait_for_jobs(sender, sync, client, call, policy, plan)
+        for operation in _follow_ups(client):
+            if not client.parked:
+                run.deliver(sender, operation, run.follow_ups(warehouse, sync, client, operation, day), None)
         if not client.parked:
             _leavers(warehouse, sync, client, plan, sender, day)
         for (audience, operation), rows in _list_rows(warehouse, sync).items():

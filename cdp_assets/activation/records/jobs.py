@@ -39,6 +39,13 @@ class JobOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # refused for good -> the destination's reason
     unprocessed: set[str] = field(default_factory=set)  # never tried by the destination: sent again
     ids: dict[str, str] = field(default_factory=dict)  # the destination's id of each written record
+    # True when the job ended without finishing (cancelled, expired): only the records in `ids` were written,
+    # every other record that is not in `failed` goes again
+    only_listed_written: bool = False
+
+    def went_again(self, key: str) -> bool:
+        return key in self.unprocessed or (self.only_listed_written and key not in self.ids
+                                           and key not in self.failed)
 
 
 JobReader = Callable[[str, Callable[[Request], Reply]], "JobOutcome | None"]
@@ -96,13 +103,13 @@ def _record(sender: Sender, sync: Sync, job: str, outcome: JobOutcome) -> Mappin
                          r, strict=True)) for r in warehouse.run(
             conn, "SELECT record_key, fingerprint, profile_id, email_sha256, phone_sha256, partition_key FROM "
                   "activation.record_jobs WHERE sync = :s AND job_id = :j", {"s": sync.name, "j": job})]
-        written = [r for r in rows if r["record_key"] not in outcome.failed and r["record_key"]
-                   not in outcome.unprocessed]
+        written = [r for r in rows if r["record_key"] not in outcome.failed and not outcome.went_again(
+            r["record_key"])]
         state.acknowledge(warehouse, conn, sync.name, sender.run_id, "present", [
             {**{k: v for k, v in r.items() if k != "partition_key"},
              "destination_id": outcome.ids.get(r["record_key"])} for r in written])
         refused = [r for r in rows if r["record_key"] in outcome.failed]
-        again = [r for r in rows if r["record_key"] in outcome.unprocessed]
+        again = [r for r in rows if r["record_key"] not in outcome.failed and outcome.went_again(r["record_key"])]
         ledger.record(warehouse, conn, sync.name, sender.run_id, [
             *(Entry(r["record_key"], f"upsert:{r['fingerprint']}", r["partition_key"], DEAD_LETTER, 1,
                     outcome.failed[r["record_key"]], job) for r in refused),

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from cdp_assets import settings
 from cdp_assets.activation import ledger
-from cdp_assets.activation.destinations.base import RecordsClient, RecordsDestination, formatted
+from cdp_assets.activation.destinations.base import FollowUpClient, RecordsClient, RecordsDestination, formatted
 from cdp_assets.activation.egress import DEAD_LETTERS, EGRESS_REQUESTS
 from cdp_assets.activation.ledger import IN_FLIGHT, SENT, TO_SEND, Entry
 from cdp_assets.activation.records import sql, state
@@ -138,9 +138,32 @@ def check_page(items: list[Item], sync: Sync, destination: RecordsDestination, p
 
 
 def batches(client: RecordsClient, operation: str, payloads: list[Any]) -> list[Request]:
+    """The requests the payloads make at the destination's limit, a batch over its byte limit (`too_large`)
+    split in halves, as the sender splits it."""
     size = client.limit(operation)
     chunks = [payloads[i:i + size] for i in range(0, len(payloads), size)]
-    return [client.request(operation, chunk, n == len(chunks)) for n, chunk in enumerate(chunks, start=1)]
+    too_large = getattr(client, "too_large", None)
+    requests = []
+    while chunks:
+        chunk = chunks.pop(0)
+        request = client.request(operation, chunk, not chunks)
+        if too_large is not None and len(chunk) > 1 and too_large(request):
+            chunks[:0] = [chunk[:len(chunk) // 2], chunk[len(chunk) // 2:]]
+            continue
+        requests.append(request)
+    return requests
+
+
+def follow_ups(warehouse: WarehouseResource, sync: Sync, client: FollowUpClient, operation: str, day: str,
+               planned: bool = False) -> list[Item]:
+    """The records due a follow-up `operation` (sent once per record the destination holds, such as Klaviyo's
+    email subscription), ledgered as `<operation>:<record key>` so none is sent twice."""
+    with warehouse.begin() as conn:
+        result = warehouse.run(conn, sql.follow_up_sql(sync, operation, planned), {"s": sync.name, "o": operation})
+        names = list(result.keys())
+        rows = [dict(zip(names, r, strict=True)) for r in result.all()]
+    return [Item(f"{operation}:{r['record_key']}", client.follow_up(operation, r["key_value"], _fields(sync, r)), day,
+                 {"recorded_as": operation}) for r in rows]
 
 
 def forget_acknowledgements(sender: Sender, sync: Sync) -> None:
@@ -156,7 +179,8 @@ Acked = Callable[[Connection, str, list[Item]], None]
 Confirm = Callable[[list[Any]], dict[str, str]]
 
 
-def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked, confirm: Confirm | None = None) -> None:
+def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked | None,
+            confirm: Confirm | None = None) -> None:
     """Enter the items in the ledger and send the ones still due (not acknowledged under this operation).
 
     Records a killed run left in flight may already be written: `confirm` (a destination that can read records
@@ -171,7 +195,7 @@ def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked, con
                                for i in items])
     due = [i for i in items if entries[i.key].status in TO_SEND]
     in_flight = [i for i in due if entries[i.key].status == IN_FLIGHT]
-    if confirm and in_flight:
+    if confirm and acked and in_flight:
         held = confirm([i.payload for i in in_flight])
         confirmed = [i for i in in_flight if i.key in held]
         with sender.transaction() as conn:

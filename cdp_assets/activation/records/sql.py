@@ -113,6 +113,19 @@ WHERE t.key_rows = 1 AND {condition} AND j.record_key IS NULL
   AND NOT (coalesce(l.status, '') = 'dead_letter' AND l.operation = 'upsert:' || t.fingerprint)"""
 
 
+def follow_up_sql(sync: Sync, operation: str, planned: bool = False) -> str:
+    """Eligible records the destination holds (or, `planned`, every eligible record) whose follow-up `:o` was
+    never acknowledged."""
+    held = "" if planned else ("JOIN activation.record_state AS s ON s.sync = :s AND s.record_key = t.record_key "
+                               "AND s.status = 'present'")
+    columns = ", ".join(f"t.{c}" for c in field_columns(sync))
+    return f"""
+SELECT t.record_key, t.key_value{', ' + columns if columns else ''} FROM {targets_table(sync)} AS t {held}
+LEFT JOIN activation.sync_ledger AS l ON l.destination = :s AND l.record_key = :o || ':' || t.record_key
+WHERE t.key_rows = 1 AND coalesce(l.status, '') NOT IN ('sent', 'dead_letter')
+ORDER BY t.record_key"""
+
+
 def left_sql(sync: Sync) -> str:
     """Acknowledged records no longer in the model (or no longer eligible), with the destination's id."""
     return f"""
