@@ -210,8 +210,11 @@ class Sender:
             failed_rows = {0: reply.message}
         accepted = [item for n, item in enumerate(items) if n not in failed_rows] if reply.kind in (OK, PARTIAL) \
             else []
-        dead = [(items[n], reason) for n, reason in sorted(failed_rows.items()) if n < len(items)]
+        again = reply.retry_rows if reply.kind == PARTIAL else set()
+        dead = [(items[n], reason) for n, reason in sorted(failed_rows.items()) if n < len(items) and n not in again]
         retry_later = [] if reply.kind in (OK, PARTIAL, REJECTED) else items
+        # Rows the platform could not write for a passing reason: failed with their own reason, so they go again.
+        passing = [(items[n], failed_rows.get(n, reply.message)) for n in sorted(again) if n < len(items)]
         self.tally.reported.update(reply.reported)
         if reply.trace_id:
             self.tally.trace_ids.append(reply.trace_id)
@@ -221,6 +224,8 @@ class Sender:
             entries += [Entry(i.key, i.extra.get("recorded_as", recorded_as), i.partition_key, DEAD_LETTER,
                               attempts[i.key], reason, reply.trace_id) for i, reason in dead]
             entries += self._entries(retry_later, recorded_as, FAILED, attempts, reply.message, reply.trace_id)
+            entries += [Entry(i.key, i.extra.get("recorded_as", recorded_as), i.partition_key, FAILED,
+                              attempts.get(i.key, 0), reason, reply.trace_id) for i, reason in passing]
             ledger.record(self.warehouse, conn, self.destination, self.run_id, entries)
             if dead:
                 dead_letter_rows(self.warehouse, conn, self.destination, self.run_id,
@@ -230,7 +235,7 @@ class Sender:
                 on_acked(conn, operation, accepted)
         self.tally.sent += len(accepted)
         self.tally.dead_letters += len(dead)
-        self.tally.failed += len(retry_later)
+        self.tally.failed += len(retry_later) + len(passing)
         for _, reason in dead:
             self.tally.reasons[reason[:120]] += 1
 

@@ -71,6 +71,8 @@ class Reply:
     reported: dict[str, int] = field(default_factory=dict)  # the platform's own counts
     data: dict[str, Any] = field(default_factory=dict)  # parsed body, for callers that need a value from it
     ids: dict[str, str] = field(default_factory=dict)  # record trace id -> the destination's id for the record
+    # Indexes of `failed_rows` that failed for a passing reason (a locked row): left failed, so they go again.
+    retry_rows: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ Wire shapes follow /work/shared/specs/crm_destinations.md §2 and vectors SF-1..
 - `PATCH /services/data/{v}/composite/sobjects/{SObject}/{ExternalIdField}` upserts at most 200 records and
   answers 200 with one item per record in request order (`{"id","success","errors","created"}`, a failure is
   `{"success":false,"errors":[{"statusCode","message","fields"}]}`); 400 only for a malformed request.
-- Bulk API 2.0 ingest jobs live in tests/fakes/salesforce_bulk.py; `GET /services/data/{v}/limits` reports usage.
+- Bulk API 2.0 ingest jobs live in tests/fakes/salesforce_bulk.py; `GET /services/data/{v}/limits` reports usage;
+  `GET /services/data/{v}/sobjects/{SObject}/describe` lists the object's fields (name, type, externalId, nillable).
 Every /services/data answer carries `Sforce-Limit-Info: api-usage=used/limit`; past `api_limit` calls it is 403
 `REQUEST_LIMIT_EXCEEDED`. Contact and Lead know Email, FirstName, LastName, Phone (Lead also Company) and the
 external id `CDP_Profile_Id__c`; `define_field` adds custom `__c` fields. Values are checked by type (email
@@ -312,11 +313,24 @@ class FakeSalesforce(BulkIngest):
         version, parts = int(match.group(1)), match.group(2).split("/")
         if parts == ["limits"] and method == "GET":
             return 200, {"DailyApiRequests": {"Max": self.api_limit, "Remaining": self.api_limit - self.api_usage}}
+        if len(parts) == 3 and parts[0] == "sobjects" and parts[2] == "describe" and method == "GET":
+            return 200, self._describe(parts[1])
         if parts[:2] == ["composite", "sobjects"] and len(parts) == 4 and method == "PATCH" and version >= 46:
             return 200, self._collections(parts[2], parts[3], self._json(raw))
         if parts[:2] == ["jobs", "ingest"] and version >= 41:
             return self._bulk(method, parts[2:], headers, raw)
         raise sf_error(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _describe(self, sobject: str) -> dict:
+        """`GET …/sobjects/{SObject}/describe`, reduced to the field properties a sync reads."""
+        if sobject not in self.fields:
+            raise sf_error(404, "NOT_FOUND", "The requested resource does not exist")
+        fields = [{"name": "Id", "type": "id", "length": 18, "externalId": False, "idLookup": True,
+                   "nillable": False, "custom": False}]
+        fields += [{"name": name, "type": ftype, "length": length, "externalId": external, "idLookup": external,
+                    "nillable": name not in REQUIRED[sobject], "custom": name.endswith("__c")}
+                   for name, (ftype, length, external) in self.fields[sobject].items()]
+        return {"name": sobject, "custom": False, "fields": fields}
 
     @staticmethod
     def _json(raw: bytes) -> object:

@@ -54,7 +54,11 @@ class ObjectSpec:
 
 
 class RecordsClient(Protocol):
-    """What the records strategy needs from a destination's client, beyond the sender's `Channel`."""
+    """What the records strategy needs from a destination's client, beyond the sender's `Channel`.
+
+    A client may also define `expect(records: int)`: it is told, before anything is built, how many added and
+    changed records the run will write (Salesforce picks sObject Collections or a Bulk API job by it).
+    """
 
     batch_limit: int
     parked: str | None  # why the destination asked us to stop for the rest of the run (a daily limit)
