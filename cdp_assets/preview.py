@@ -15,7 +15,7 @@ from cdp_assets.activation.config import AudienceSync, Destination
 from cdp_assets.activation.destinations.base import RecordsDestination
 from cdp_assets.activation.records import sql
 from cdp_assets.activation.records.config import Sync
-from cdp_assets.activation.records.run import _outbound
+from cdp_assets.activation.records.run import outbound
 from cdp_assets.resources.warehouse import WarehouseResource
 
 SAMPLES = 5
@@ -60,7 +60,7 @@ def preview_sync(warehouse: WarehouseResource, sync: Sync, destination: RecordsD
         "sync": sync.name, "destination": destination.title, "object": sync.object, "mode": sync.mode,
         "size": int(size), "invalid_keys": int(invalid), "added": int(added), "changed": int(updated),
         "removed": int(removed) if sync.on_leave != "nothing" else 0, **lists,
-        "samples": [{k: "[redacted]" if k in clear else v for k, v in _outbound(sync, row).items()}
+        "samples": [{k: "[redacted]" if k in clear else v for k, v in outbound(sync, row).items()}
                     for row in samples],
     }
 

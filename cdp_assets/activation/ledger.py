@@ -45,7 +45,15 @@ UPLOAD_SESSIONS = StateTable(
     "session_id VARCHAR, next_batch_seq INTEGER, estimated_total INTEGER, status VARCHAR, "
     "updated_at TIMESTAMP, run_id VARCHAR)",
 )
-STATE_TABLES = (SYNC_LEDGER, AUDIENCE_ACKS, AUDIENCE_TARGETS, UPLOAD_SESSIONS)
+# A batch's outcome appended here costs a twentieth of an upsert into the keyed ledger of millions of rows;
+# `fold` moves a page's worth into activation.sync_ledger at once (records syncs journal, see `journal`).
+LEDGER_JOURNAL = StateTable(
+    "activation.sync_ledger_journal",
+    "CREATE TABLE activation.sync_ledger_journal (destination VARCHAR, record_key VARCHAR, operation VARCHAR, "
+    "partition_key VARCHAR, status VARCHAR, attempts INTEGER, last_error VARCHAR, trace_id VARCHAR, run_id VARCHAR, "
+    "updated_at TIMESTAMP, seq BIGINT)",
+)
+STATE_TABLES = (SYNC_LEDGER, AUDIENCE_ACKS, AUDIENCE_TARGETS, UPLOAD_SESSIONS, LEDGER_JOURNAL)
 LEDGER_IN = ("CREATE TEMP TABLE IF NOT EXISTS _cdp_ledger_in (record_key VARCHAR, operation VARCHAR, "
              "partition_key VARCHAR, status VARCHAR, attempts INTEGER, last_error VARCHAR, trace_id VARCHAR)")
 
@@ -141,6 +149,38 @@ def record(warehouse: WarehouseResource, conn: Connection, destination: str, run
             partition_key = excluded.partition_key, status = excluded.status, attempts = excluded.attempts,
             last_error = excluded.last_error, trace_id = excluded.trace_id, run_id = excluded.run_id,
             updated_at = excluded.updated_at""", params)
+
+
+def journal(warehouse: WarehouseResource, conn: Connection, destination: str, run_id: str,
+            entries: list[Entry], seq: int) -> None:
+    """`record`, appended to the journal instead (`seq` orders the entries of one key); `fold` applies it."""
+    if not entries:
+        return
+    n = len(entries)
+    warehouse.append_arrow(conn, LEDGER_JOURNAL.name, pa.table({
+        "record_key": [e.key for e in entries], "operation": [e.operation for e in entries],
+        "partition_key": [e.partition_key for e in entries], "status": [e.status for e in entries],
+        "attempts": pa.array([e.attempts for e in entries], pa.int32()),
+        "last_error": pa.array([e.last_error for e in entries], pa.string()),
+        "trace_id": pa.array([e.trace_id for e in entries], pa.string()),
+        "seq": pa.array([seq] * n, pa.int64())}), {"destination": destination, "run_id": run_id, "updated_at": now()})
+
+
+def fold(warehouse: WarehouseResource, conn: Connection, destination: str) -> None:
+    """Apply the destination's journal to the ledger, the latest entry of each key winning, and empty it."""
+    LEDGER_JOURNAL.ensure(warehouse, conn)
+    warehouse.run(conn, """
+        INSERT INTO activation.sync_ledger
+        SELECT destination, record_key, operation, partition_key, status, attempts, last_error, trace_id, run_id,
+               updated_at
+        FROM (SELECT *, row_number() OVER (PARTITION BY record_key ORDER BY seq DESC) AS latest
+              FROM activation.sync_ledger_journal WHERE destination = :d) AS j
+        WHERE latest = 1
+        ON CONFLICT (destination, record_key) DO UPDATE SET operation = excluded.operation,
+            partition_key = excluded.partition_key, status = excluded.status, attempts = excluded.attempts,
+            last_error = excluded.last_error, trace_id = excluded.trace_id, run_id = excluded.run_id,
+            updated_at = excluded.updated_at""", {"d": destination})
+    warehouse.run(conn, "DELETE FROM activation.sync_ledger_journal WHERE destination = :d", {"d": destination})
 
 
 def replay(warehouse: WarehouseResource, conn: Connection, destination: str) -> dict[str, int]:

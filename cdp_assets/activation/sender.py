@@ -81,7 +81,9 @@ class Tally:
 
 class Sender:
     def __init__(self, warehouse: WarehouseResource, destination: str, channel: Channel, run_id: str,
-                 policy: RetryPolicy, session: requests.Session | None = None) -> None:
+                 policy: RetryPolicy, session: requests.Session | None = None, journal: bool = False) -> None:
+        """`journal`: batch outcomes are appended to the ledger's journal, which the caller folds into the ledger
+        (`ledger.fold`) a page at a time, before it reads the ledger again."""
         self.warehouse, self.destination, self.channel = warehouse, destination, channel
         self.run_id, self.policy = run_id, policy
         self.session = session or requests.Session()
@@ -89,6 +91,8 @@ class Sender:
         self._batch_no = 0
         self._conn: Connection | None = None
         self.last_reply: Reply | None = None  # the answer whose accepted records `on_acked` is recording
+        self._journal = journal
+        self._seq = 0
         with warehouse.begin() as conn:
             ledger.ensure_tables(warehouse, conn)
             for table in (EGRESS_REQUESTS, DEAD_LETTERS):
@@ -140,6 +144,13 @@ class Sender:
             with self._conn.begin():
                 yield self._conn
 
+    def _record(self, conn: Connection, entries: list[Entry]) -> None:
+        if self._journal:
+            self._seq += 1
+            ledger.journal(self.warehouse, conn, self.destination, self.run_id, entries, self._seq)
+        else:
+            ledger.record(self.warehouse, conn, self.destination, self.run_id, entries)
+
     def call(self, request: Request, partition_key: str) -> Reply:
         """One request that carries no records (create a job, run it, ask its status), retried and logged."""
         self._batch_no += 1
@@ -183,7 +194,7 @@ class Sender:
             for item in items:
                 attempts[item.key] = attempts.get(item.key, 0) + 1
             with self.transaction() as conn:
-                ledger.record(self.warehouse, conn, self.destination, self.run_id,
+                self._record(conn,
                               self._entries(items, recorded_as, IN_FLIGHT, attempts))
         request = assemble(lambda records: self.channel.request(operation, records, last), [i.payload for i in items])
         self._batch_no += 1
@@ -193,7 +204,7 @@ class Sender:
         if reply.kind == AUTH:
             with self.transaction() as conn:
                 self._log_attempts(conn, request, log, items)
-                ledger.record(self.warehouse, conn, self.destination, self.run_id,
+                self._record(conn,
                               self._entries(items, recorded_as, FAILED, attempts, reply.message))
             raise DestinationStopped(f"{self.destination}: the platform refused the credentials "
                                      f"({reply.message}); fix the token, then re-run")
@@ -226,7 +237,7 @@ class Sender:
             entries += self._entries(retry_later, recorded_as, FAILED, attempts, reply.message, reply.trace_id)
             entries += [Entry(i.key, i.extra.get("recorded_as", recorded_as), i.partition_key, FAILED,
                               attempts.get(i.key, 0), reason, reply.trace_id) for i, reason in passing]
-            ledger.record(self.warehouse, conn, self.destination, self.run_id, entries)
+            self._record(conn, entries)
             if dead:
                 dead_letter_rows(self.warehouse, conn, self.destination, self.run_id,
                                  [(i.partition_key, i.key, reason) for i, reason in dead])

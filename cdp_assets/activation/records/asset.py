@@ -45,9 +45,12 @@ def upstream(sync: Sync) -> list[str]:
 
 
 def _acked_upserts(sender: Sender, sync: Sync) -> run.Acked:
+    """Upserts the destination accepted, journaled with the batch's ledger outcome and folded once per page."""
+    counter = iter(range(1, 1 << 62))
+
     def acked(conn: Connection, operation: str, items: list[Item]) -> None:
         ids = sender.last_reply.ids if sender.last_reply else {}
-        state.acknowledge(sender.warehouse, conn, sync.name, sender.run_id, "present", [
+        state.journal(sender.warehouse, conn, sync.name, sender.run_id, next(counter), [
             {"record_key": i.key, "fingerprint": i.extra["fingerprint"], "destination_id": ids.get(i.key),
              "profile_id": i.extra["profile_id"], "email_sha256": i.extra["email_sha256"],
              "phone_sha256": i.extra["phone_sha256"]} for i in items])
@@ -144,10 +147,9 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
           destination: RecordsDestination, client: RecordsClient, policy: RetryPolicy, plan: run.Plan,
           full_resync: bool) -> Sender:
     day = run.today()
-    # Safety first, over every page, before anything is sent.
-    for page in run.pages(warehouse, sync, client, day):
-        run.check_page(page, sync, destination, plan)
-    sender = Sender(warehouse, sync.name, client, context.run.run_id, policy)
+    # Safety first, over every change, before anything is sent.
+    run.check_changes(warehouse, sync, destination, plan)
+    sender = Sender(warehouse, sync.name, client, context.run.run_id, policy, journal=True)
     if plan.problems:
         return sender
     with sender:
@@ -169,6 +171,8 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
             acked = jobs.submitted(sender, sync, client.job_of, acked)
         confirm = (lambda payloads: client.confirm(payloads, call)) if destination.confirms else None
         for page in run.pages(warehouse, sync, client, day):
+            if plan.sample is None and page:
+                plan.sample = run.redacted(page[0].extra["sample"], destination.policy(sync))
             run.deliver(sender, "upsert", page, acked, confirm)
             if client.parked:
                 break

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from sqlalchemy.engine import Connection
 
 from cdp_assets.activation import ledger
@@ -60,17 +61,12 @@ def submitted(sender: Sender, sync: Sync, job_of: Callable[[Reply], str | None],
             written(conn, operation, items)
             return
         RECORD_JOBS.ensure(sender.warehouse, conn)
-        sender.warehouse.run(conn, "CREATE TEMP TABLE IF NOT EXISTS _cdp_job_in (record_key VARCHAR, "
-                                   "fingerprint VARCHAR, profile_id VARCHAR, email_sha256 VARCHAR, "
-                                   "phone_sha256 VARCHAR, partition_key VARCHAR)")
-        sender.warehouse.run(conn, "DELETE FROM _cdp_job_in")
-        for item in items:
-            sender.warehouse.run(conn, "INSERT INTO _cdp_job_in VALUES (:k, :f, :p, :e, :ph, :d)", {
-                "k": item.key, "f": item.extra["fingerprint"], "p": item.extra["profile_id"],
-                "e": item.extra["email_sha256"], "ph": item.extra["phone_sha256"], "d": item.partition_key})
-        sender.warehouse.run(conn, "INSERT INTO activation.record_jobs SELECT :s, :j, record_key, fingerprint, "
-                                   "profile_id, email_sha256, phone_sha256, partition_key, :at, :run FROM _cdp_job_in",
-                             {"s": sync.name, "j": job, "at": ledger.now(), "run": sender.run_id})
+        sender.warehouse.append_arrow(conn, RECORD_JOBS.name, pa.table({
+            "record_key": [i.key for i in items],
+            **{c: pa.array([i.extra[c] for i in items], pa.string())
+               for c in ("fingerprint", "profile_id", "email_sha256", "phone_sha256")},
+            "partition_key": [i.partition_key for i in items]}),
+            {"sync": sync.name, "job_id": job, "submitted_at": ledger.now(), "run_id": sender.run_id})
     return acked
 
 

@@ -18,13 +18,19 @@ from sqlalchemy.engine import Connection
 
 from cdp_assets import settings
 from cdp_assets.activation import ledger
-from cdp_assets.activation.destinations.base import FollowUpClient, RecordsClient, RecordsDestination, formatted
+from cdp_assets.activation.destinations.base import (
+    FollowUpClient,
+    PiiPolicy,
+    RecordsClient,
+    RecordsDestination,
+    formatted,
+)
 from cdp_assets.activation.egress import DEAD_LETTERS, EGRESS_REQUESTS
 from cdp_assets.activation.ledger import IN_FLIGHT, SENT, TO_SEND, Entry
 from cdp_assets.activation.records import sql, state
 from cdp_assets.activation.records.config import Sync
 from cdp_assets.activation.records.jobs import RECORD_JOBS
-from cdp_assets.activation.records.safety import record_problems
+from cdp_assets.activation.records.safety import RecordCheck
 from cdp_assets.activation.sender import Item, Sender
 from cdp_assets.activation.transport import OK, Reply, Request
 from cdp_assets.resources.warehouse import WarehouseResource
@@ -60,6 +66,9 @@ def build_targets(warehouse: WarehouseResource, sync: Sync, full_resync: bool, p
         state.ensure_tables(warehouse, conn)
         for table in (EGRESS_REQUESTS, DEAD_LETTERS, RECORD_JOBS):
             table.ensure(warehouse, conn)
+        # A run killed after a batch was acknowledged and before its page was folded left it in the journals.
+        ledger.fold(warehouse, conn, sync.name)
+        state.fold(warehouse, conn, sync.name)
         _create(warehouse, conn, sql.targets_table(sync), sql.targets_sql(sync), params)
         _create(warehouse, conn, sql.changes_table(sync), sql.changes_sql(sync, full_resync), params)
         targets = sql.targets_table(sync)
@@ -94,26 +103,54 @@ def _fields(sync: Sync, row: dict[str, Any]) -> dict[str, Any]:
 def pages(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, day: str,
           table: str | None = None) -> Iterator[list[Item]]:
     """The changed records (or, given `table`, the rows of that table) as sender items, a page at a time."""
+    pairs = [(f.field, c) for f, c in zip(sync.all_fields, sql.sent_columns(sync), strict=True)]
+    strings = {f.field for f in sync.all_fields if f.type == "string"}
+    for rows in _row_pages(warehouse, sync, table):
+        items = []
+        for n, r in enumerate(rows):
+            fields = {name: r[c] for name, c in pairs}
+            # The safety check reads the key and every field, the string ones with their values: typed values
+            # cannot hold free text.
+            checked = {sync.key.field: r["key_value"], **{k: v if k in strings else None for k, v in fields.items()}}
+            items.append(Item(r["record_key"], client.record(r["key_value"], fields, r["record_key"]), day, {
+                "recorded_as": f"upsert:{r['fingerprint']}", "fingerprint": r["fingerprint"],
+                "profile_id": r["profile_id"], "email_sha256": r["email_sha256"], "phone_sha256": r["phone_sha256"],
+                "checked": checked, **({"sample": outbound(sync, r)} if n == 0 else {})}))
+        yield items
+
+
+def _row_pages(warehouse: WarehouseResource, sync: Sync, table: str | None = None,
+               columns: str = "*") -> Iterator[list[dict[str, Any]]]:
+    """The rows of the changes table (or of `table`), a page at a time."""
     table = table or sql.changes_table(sync)
-    order = "rn" if table == sql.changes_table(sync) else "record_key"
     with warehouse.begin() as conn:
         total = int(warehouse.scalar(conn, f"SELECT count(*) FROM {table}"))
     for start in range(0, total, PAGE):
+        # The changes are numbered as they are built; any other table pages by its key.
+        window = f"WHERE rn > {start} AND rn <= {start + PAGE} ORDER BY rn" if table == sql.changes_table(sync) \
+            else f"ORDER BY record_key LIMIT {PAGE} OFFSET {start}"
         with warehouse.begin() as conn:
-            result = warehouse.run(conn, f"SELECT * FROM {table} ORDER BY {order} LIMIT {PAGE} OFFSET {start}")
+            result = warehouse.run(conn, f"SELECT {columns} FROM {table} {window}")
             names = list(result.keys())
-            rows = [dict(zip(names, r, strict=True)) for r in result.all()]
-        yield [Item(r["record_key"], client.record(r["key_value"], _fields(sync, r), r["record_key"]), day, {
-            "recorded_as": f"upsert:{r['fingerprint']}", "fingerprint": r["fingerprint"],
-            "profile_id": r["profile_id"], "email_sha256": r["email_sha256"], "phone_sha256": r["phone_sha256"],
-            "fields": _outbound(sync, r)}) for r in rows]
+            yield [dict(zip(names, r, strict=True)) for r in result.all()]
 
 
-def _outbound(sync: Sync, row: dict[str, Any]) -> dict[str, str]:
-    """The record as it leaves, field by field, for the safety check and the sample."""
+def outbound(sync: Sync, row: dict[str, Any]) -> dict[str, str]:
+    """The record as it leaves, field by field, for samples."""
     fields = _fields(sync, row)
     return {sync.key.field: row["key_value"], **{f.field: formatted(fields[f.field], f.type) for f in sync.all_fields}}
 
+
+def check_changes(warehouse: WarehouseResource, sync: Sync, destination: RecordsDestination, plan: Plan) -> None:
+    """The safety check over every change, before anything is sent: only the key and the string fields are read."""
+    pairs = [(f.field, c if f.type == "string" else None)
+             for f, c in zip(sync.all_fields, sql.sent_columns(sync), strict=True)]
+    check = RecordCheck(sync, destination.policy(sync))
+    strings = [c for _, c in pairs if c]
+    for rows in _row_pages(warehouse, sync, columns=", ".join(["rn", "key_value", *strings])):
+        for row in rows:
+            check({sync.key.field: row["key_value"], **{name: row[c] if c else None for name, c in pairs}},
+                  plan.problems)
 
 def keyed(warehouse: WarehouseResource, select_sql: str, params: dict) -> list[tuple[str, str]]:
     """(record key, destination id) rows of a query, for the small sets: deletions, leavers, list changes."""
@@ -130,11 +167,16 @@ def deletions(warehouse: WarehouseResource, sync: Sync) -> list[tuple[str, str]]
 
 
 def check_page(items: list[Item], sync: Sync, destination: RecordsDestination, plan: Plan) -> None:
+    check = RecordCheck(sync, destination.policy(sync))
     for item in items:
-        record_problems(item.extra["fields"], sync, destination.policy(sync), plan.problems)
+        check(item.extra["checked"], plan.problems)
     if items and plan.sample is None:
-        plan.sample = {k: "[redacted]" if k in destination.policy(sync).clear else v
-                       for k, v in items[0].extra["fields"].items()}
+        plan.sample = redacted(items[0].extra["sample"], destination.policy(sync))
+
+
+def redacted(record: dict[str, Any], policy: PiiPolicy) -> dict[str, Any]:
+    """A record fit for metadata: the personal fields its destination takes in clear are masked."""
+    return {k: "[redacted]" if k in policy.clear else v for k, v in record.items()}
 
 
 def batches(client: RecordsClient, operation: str, payloads: list[Any]) -> list[Request]:
@@ -205,5 +247,19 @@ def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked | No
             sender.last_reply = Reply(OK, None, ids=held)
             acked(conn, operation, confirmed)
         due = [i for i in due if i.key not in held]
-    sender.deliver(operation, due, sender.channel.limit(operation), {i.key: entries[i.key].attempts for i in due},
-                   acked)
+    # The whole page is marked in flight in one statement, not batch by batch: a million-record sync is ten
+    # thousand batches.
+    attempts = {i.key: entries[i.key].attempts + 1 for i in due}
+    with sender.transaction() as conn:
+        ledger.record(sender.warehouse, conn, sender.destination, sender.run_id, [
+            Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, IN_FLIGHT, attempts[i.key])
+            for i in due])
+    sender.deliver(operation, due, sender.channel.limit(operation), attempts, acked, marked=True)
+    fold(sender.warehouse, sender.destination)
+
+
+def fold(warehouse: WarehouseResource, sync: str) -> None:
+    """Apply what the sender journaled (batch outcomes and acknowledgements) to the ledger and record_state."""
+    with warehouse.begin() as conn:
+        ledger.fold(warehouse, conn, sync)
+        state.fold(warehouse, conn, sync)

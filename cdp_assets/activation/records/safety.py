@@ -20,20 +20,31 @@ def allowed_in_clear(sync: Sync, policy: PiiPolicy) -> frozenset[str]:
     return frozenset(f.field for f in (sync.key, *sync.fields)) & policy.clear
 
 
+class RecordCheck:
+    """The check of one sync's outbound records, its rules worked out once (a sync checks millions)."""
+
+    def __init__(self, sync: Sync, policy: PiiPolicy) -> None:
+        self.policy = policy
+        self.allowed = allowed_in_clear(sync, policy)
+        self.typed = {f.field: f.type for f in (sync.key, *sync.all_fields)}
+
+    def __call__(self, fields: Mapping[str, object], problems: Counter) -> None:
+        """Count what is wrong with one outbound record, given as destination field -> value."""
+        for name, value in fields.items():
+            if name in self.policy.hashed:
+                if value and not HEX64.fullmatch(str(value)):
+                    problems[f"{name} is not 64 lowercase hex"] += 1
+            elif name in self.allowed:
+                continue
+            elif name in self.policy.clear:
+                problems[f"{name} is personal data the sync does not map"] += 1
+            elif isinstance(value, str) and value and self.typed.get(name, "string") == "string":
+                if "@" in value and LOOKS_LIKE_EMAIL.search(value):
+                    problems[f"{name} holds something shaped like an email address"] += 1
+                elif value[0] in PHONE_START and LOOKS_LIKE_PHONE.fullmatch(value):
+                    problems[f"{name} holds something shaped like a phone number"] += 1
+
+
 def record_problems(fields: Mapping[str, object], sync: Sync, policy: PiiPolicy, problems: Counter) -> None:
     """Count what is wrong with one outbound record, given as destination field -> value."""
-    allowed = allowed_in_clear(sync, policy)
-    typed = {f.field: f.type for f in (sync.key, *sync.all_fields)}
-    for name, value in fields.items():
-        if name in policy.hashed:
-            if value and not HEX64.fullmatch(str(value)):
-                problems[f"{name} is not 64 lowercase hex"] += 1
-        elif name in allowed:
-            continue
-        elif name in policy.clear:
-            problems[f"{name} is personal data the sync does not map"] += 1
-        elif isinstance(value, str) and value and typed.get(name, "string") == "string":
-            if "@" in value and LOOKS_LIKE_EMAIL.search(value):
-                problems[f"{name} holds something shaped like an email address"] += 1
-            elif value[0] in PHONE_START and LOOKS_LIKE_PHONE.fullmatch(value):
-                problems[f"{name} holds something shaped like a phone number"] += 1
+    RecordCheck(sync, policy)(fields, problems)

@@ -37,7 +37,15 @@ SYNC_RUNS = StateTable(
     + "".join(f"{c} INTEGER, " for c in HISTORY_COUNTS)
     + "parked_until TIMESTAMP, outcome VARCHAR, finished_at TIMESTAMP)",
 )
-TABLES = (RECORD_STATE, LIST_MEMBERS, SYNC_RUNS)
+# Acknowledgements of a page's batches, appended as they come and folded into record_state once per page
+# (an upsert per batch into a keyed table of a million rows cost more than the request itself).
+STATE_JOURNAL = StateTable(
+    "activation.record_state_journal",
+    "CREATE TABLE activation.record_state_journal (sync VARCHAR, record_key VARCHAR, fingerprint VARCHAR, "
+    "destination_id VARCHAR, profile_id VARCHAR, email_sha256 VARCHAR, phone_sha256 VARCHAR, updated_at TIMESTAMP, "
+    "run_id VARCHAR, seq BIGINT)",
+)
+TABLES = (RECORD_STATE, LIST_MEMBERS, SYNC_RUNS, STATE_JOURNAL)
 ACKED_IN = ("CREATE TEMP TABLE IF NOT EXISTS _cdp_acked_records (record_key VARCHAR, fingerprint VARCHAR, "
             "destination_id VARCHAR, profile_id VARCHAR, email_sha256 VARCHAR, phone_sha256 VARCHAR)")
 STRING_COLUMNS = ("record_key", "fingerprint", "destination_id", "profile_id", "email_sha256", "phone_sha256")
@@ -72,6 +80,35 @@ def acknowledge(warehouse: WarehouseResource, conn: Connection, sync: str, run_i
             phone_sha256 = coalesce(excluded.phone_sha256, record_state.phone_sha256),
             status = excluded.status, updated_at = excluded.updated_at, run_id = excluded.run_id""",
                   {"s": sync, "status": status, "at": now(), "run": run_id})
+
+
+def journal(warehouse: WarehouseResource, conn: Connection, sync: str, run_id: str, seq: int,
+            rows: list[Mapping[str, str | None]]) -> None:
+    """`acknowledge` (status `present`), appended to the journal; `fold` applies it."""
+    if not rows:
+        return
+    warehouse.append_arrow(conn, STATE_JOURNAL.name, pa.table(
+        {**{c: pa.array([r.get(c) for r in rows], pa.string()) for c in STRING_COLUMNS},
+         "seq": pa.array([seq] * len(rows), pa.int64())}), {"sync": sync, "updated_at": now(), "run_id": run_id})
+
+
+def fold(warehouse: WarehouseResource, conn: Connection, sync: str) -> None:
+    """Apply the sync's acknowledgement journal to record_state, the latest of each record winning."""
+    STATE_JOURNAL.ensure(warehouse, conn)
+    warehouse.run(conn, """
+        INSERT INTO activation.record_state
+        SELECT sync, record_key, fingerprint, destination_id, profile_id, email_sha256, phone_sha256, 'present',
+               updated_at, run_id
+        FROM (SELECT *, row_number() OVER (PARTITION BY record_key ORDER BY seq DESC) AS latest
+              FROM activation.record_state_journal WHERE sync = :s) AS j
+        WHERE latest = 1
+        ON CONFLICT (sync, record_key) DO UPDATE SET fingerprint = excluded.fingerprint,
+            destination_id = coalesce(excluded.destination_id, record_state.destination_id),
+            profile_id = coalesce(excluded.profile_id, record_state.profile_id),
+            email_sha256 = coalesce(excluded.email_sha256, record_state.email_sha256),
+            phone_sha256 = coalesce(excluded.phone_sha256, record_state.phone_sha256),
+            status = excluded.status, updated_at = excluded.updated_at, run_id = excluded.run_id""", {"s": sync})
+    warehouse.run(conn, "DELETE FROM activation.record_state_journal WHERE sync = :s", {"s": sync})
 
 
 def forget(warehouse: WarehouseResource, conn: Connection, sync: str, record_keys: list[str]) -> None:

@@ -48,6 +48,7 @@ class HubSpotRecords:
         self._batch: list[tuple[str, str]] = []  # (trace id, key) of the inputs of the request last built
         self._members: list[str] = []  # the record ids of the membership request last built
         self.objects = f"{self.base}/crm/v3/objects/{sync.object}"
+        self._types = [(f.field, f.type) for f in sync.all_fields]
 
     # ---- what the sender needs -------------------------------------------------------------------------
     def missing(self) -> list[str]:
@@ -75,7 +76,7 @@ class HubSpotRecords:
 
     def record(self, key_value: str, fields: Mapping[str, Any], trace: str) -> dict[str, Any]:
         """One upsert input: the key, the trace id and every mapped property as HubSpot takes it."""
-        properties = {f.field: formatted(fields[f.field], f.type) for f in self.sync.all_fields}
+        properties = {name: formatted(fields[name], kind) for name, kind in self._types}
         return {"id": key_value, "idProperty": self.sync.key.field, "objectWriteTraceId": trace,
                 "properties": properties}
 
