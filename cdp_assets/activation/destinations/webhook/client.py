@@ -93,7 +93,8 @@ class WebhookRecords:
         self.url = os.environ.get(self.url_variable) or None
         self.secret = os.environ.get(self.secret_variable) or None
         self.batch_limit = int(sync.options.get("batch_size", DEFAULT_BATCH_SIZE))
-        self.parked: str | None = None
+        self.parked: str | None = None  # a webhook has no daily limit to park on
+        self.parked_until: datetime | None = None
         self._batch: list[str] = []  # the record ids of the request last built: the one being sent
 
     # ---- what the sender needs -------------------------------------------------------------------------
