@@ -205,6 +205,17 @@ def test_a_dry_run_without_credentials_plans_with_a_placeholder_url(world, tmp_p
     assert query(world, "SELECT count(*) FROM activation.sync_ledger") in ([(0,)], [])
 
 
+def test_a_dry_run_with_its_url_logs_the_host_only_and_sends_nothing(world, receiver, tmp_path, monkeypatch):
+    for name, value in receiver.env("leads_hook").items():
+        monkeypatch.setenv(name, value)
+    result = run_sync(world, webhook_sync(tmp_path))
+
+    assert (result.success, metadata(result)["credentials"]) == (True, "configured")
+    assert query(world, "SELECT DISTINCT url, status FROM activation.egress_requests") == [
+        (f"{receiver.url}[redacted]", "dry_run")]
+    assert receiver.requests == []
+
+
 def test_an_email_in_a_field_not_declared_clear_fails_the_safety_check_and_nothing_is_posted(world, live, tmp_path):
     sync = webhook_sync(tmp_path, options={"batch_size": 2, "clear": ["first_name"]})
     result = run_sync(world, sync)
