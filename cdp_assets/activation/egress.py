@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow as pa
 from sqlalchemy.engine import Connection
 
-from cdp_assets.activation.transport import Request
+from cdp_assets.activation.transport import Request, scrub
 from cdp_assets.checks.state import closed_gates
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
@@ -40,10 +40,11 @@ def batched(items: Iterable, size: int) -> Iterable[list]:
 
 def record_dry_run(
     warehouse: WarehouseResource, conn: Connection, destination: str, partition_key: str, run_id: str,
-    requests: Iterable[Request], dead_letters: list[tuple[str, str]],
+    requests: Iterable[Request], dead_letters: list[tuple[str, str]], secrets: Iterable[str | None] = (),
 ) -> int:
     """Replace the dry-run plan and dead letters of (destination, partition) with this run's; returns how many
     requests were recorded. Requests are written as they come, a few at a time, so a large plan streams.
+    `secrets` are scrubbed from the URLs (a webhook's URL may be its only credential).
 
     Dead letters of a live destination are kept: they are the ledger's, replayed, not re-planned.
     """
@@ -62,7 +63,7 @@ def record_dry_run(
             "destination": [destination] * count,
             "operation": [r.operation for r in chunk],
             "method": [r.method for r in chunk],
-            "url": [r.url for r in chunk],
+            "url": [scrub(r.url, secrets) for r in chunk],
             "partition_key": [partition_key] * count,
             "run_id": [run_id] * count,
             "batch_no": pa.array(range(recorded + 1, recorded + count + 1), pa.int32()),

@@ -31,6 +31,7 @@ from cdp_assets.activation.transport import (
     Request,
     RetryPolicy,
     assemble,
+    scrub,
     send_with_retry,
 )
 from cdp_assets.resources.warehouse import WarehouseResource
@@ -51,7 +52,11 @@ class Item:
 
 
 class Channel(Protocol):
-    """What the sender needs from a platform client."""
+    """What the sender needs from a platform client.
+
+    A channel may also define `sign(request) -> headers`: asked on every attempt, after `headers()`, with the
+    request whose `data` are the exact bytes that attempt sends (a webhook's HMAC signature and timestamp).
+    """
 
     def request(self, operation: str, payloads: list[Any], last_batch: bool) -> Request: ...
 
@@ -165,9 +170,11 @@ class Sender:
         return reply
 
     def _send(self, request: Request, operation: str, log: list[tuple[Reply, int]]) -> Reply:
+        sign = getattr(self.channel, "sign", None)
+        headers = self.channel.headers if sign is None else lambda: {**self.channel.headers(), **sign(request)}
         try:
             reply = send_with_retry(
-                self.session, request, self.channel.headers,
+                self.session, request, headers,
                 lambda status, text, headers: self.channel.interpret(operation, status, text, headers),
                 self.policy, lambda r, n: log.append((r, n)), self.channel.secrets())
         except PermissionError as refused:  # the OAuth token could not be minted
@@ -260,7 +267,7 @@ class Sender:
         status = {OK: "sent", PARTIAL: "sent", REJECTED: "dead_letter"}
         self.warehouse.append_arrow(conn, EGRESS_REQUESTS.name, pa.table({
             "destination": [self.destination] * count, "operation": [request.operation] * count,
-            "method": [request.method] * count, "url": [request.url] * count,
+            "method": [request.method] * count, "url": [scrub(request.url, self.channel.secrets())] * count,
             "partition_key": [partitions[0] if len(partitions) == 1 else ",".join(partitions)] * count,
             "run_id": [self.run_id] * count, "batch_no": pa.array([self._batch_no] * count, pa.int32()),
             "record_count": pa.array([request.record_count] * count, pa.int32()),

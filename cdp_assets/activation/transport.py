@@ -39,6 +39,11 @@ class Request:
         """The body as sent and as logged: encoded once."""
         return self.encoded if self.encoded is not None else encode_body(self.body)
 
+    @cached_property
+    def data(self) -> bytes | None:
+        """The exact bytes sent on every attempt (what a channel that signs requests signs)."""
+        return self.text.encode("utf-8") if self.text else None
+
 
 class Encoded(str):
     """A record already encoded as JSON (read back from the outbox), spliced into a request as it is."""
@@ -146,7 +151,7 @@ def send_with_retry(
     is spent; `on_attempt(reply, attempt_no)` sees every attempt, retried or not. `headers` is asked on
     every attempt, so a client that refreshed its token on a 401 sends the new one."""
     secrets = list(secrets)
-    data = request.text.encode("utf-8") if request.text else None
+    data = request.data
     counter = {"n": 0}
 
     def attempt() -> Reply:

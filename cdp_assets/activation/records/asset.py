@@ -109,7 +109,7 @@ def _dry_run(warehouse: WarehouseResource, sync: Sync, destination: RecordsDesti
     plan.requests = requests
     if not plan.problems:
         with warehouse.begin() as conn:
-            record_dry_run(warehouse, conn, sync.name, day, run_id, requests, [])
+            record_dry_run(warehouse, conn, sync.name, day, run_id, requests, [], client.secrets())
 
 
 def _leavers(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, plan: run.Plan,
