@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.ga4_ingest
 	$(BIN)/python -m benchmarks.identity_resolution --pairs 1
 	$(BIN)/python -m benchmarks.egress --pairs 1
+	$(BIN)/python -m benchmarks.records_sync --pairs 1
 	$(BIN)/python -m benchmarks.full_pipeline $(if $(CDP_BENCH_POSTGRES_URL),--postgres $(CDP_BENCH_POSTGRES_URL))
 
 lint: $(STAMP)

@@ -209,8 +209,8 @@ def check_destination(defs: dg.Definitions, destination: str) -> None:
     """Refuse an unknown destination, naming the enabled ones."""
     known = sorted(k.path[1] for k in defs.resolve_all_asset_keys() if k.path[0] == "activation")
     if destination not in known:
-        raise settings.ConfigError(f"no enabled destination named {destination!r} in destinations.yaml; "
-                                   f"enabled: {', '.join(known)}")
+        raise settings.ConfigError(f"no enabled destination in destinations.yaml or sync in config/syncs/ named "
+                                   f"{destination!r}; enabled: {', '.join(known)}")
 
 
 def _generate(args: argparse.Namespace) -> int:
