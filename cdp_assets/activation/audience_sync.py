@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection
 from cdp_assets import settings
 from cdp_assets.activation import ledger
 from cdp_assets.activation.config import AudienceSync, Destination
+from cdp_assets.activation.destinations.google_ads.client import GoogleCustomerMatch
+from cdp_assets.activation.destinations.meta.client import MetaAudience
 from cdp_assets.activation.egress import egress_preamble, record_dry_run
 from cdp_assets.activation.events import identifiers
 from cdp_assets.activation.ledger import AUDIENCE_TARGETS, TO_SEND, Entry
@@ -33,8 +35,6 @@ from cdp_assets.activation.plan import (
     tally_metadata,
     upstream_keys,
 )
-from cdp_assets.activation.platforms.google_ads import GoogleCustomerMatch
-from cdp_assets.activation.platforms.meta import MetaAudience
 from cdp_assets.activation.queries import MEMBERS_SQL
 from cdp_assets.activation.safety import body_problems
 from cdp_assets.activation.sender import DestinationStopped, Item, Sender

@@ -19,10 +19,10 @@ import pyarrow as pa
 
 from cdp_assets.activation import ledger
 from cdp_assets.activation.config import Destination
-from cdp_assets.activation.platforms.google_ads import GoogleAdsConversions
-from cdp_assets.activation.platforms.meta import MetaCapi
-from cdp_assets.activation.platforms.pinterest import PinterestConversions
-from cdp_assets.activation.platforms.tiktok import TikTokEvents
+from cdp_assets.activation.destinations.google_ads.client import GoogleAdsConversions
+from cdp_assets.activation.destinations.meta.client import MetaCapi
+from cdp_assets.activation.destinations.pinterest.client import PinterestConversions
+from cdp_assets.activation.destinations.tiktok.client import TikTokEvents
 from cdp_assets.activation.queries import CONVERSIONS_SQL
 from cdp_assets.activation.safety import body_problems, match_quality
 from cdp_assets.resources.state import StateTable
