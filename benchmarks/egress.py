@@ -66,8 +66,8 @@ def ours(db: Path, url: str, events: int) -> dict:
 
     from cdp_assets.activation.config import Destination
     from cdp_assets.activation.conversions import _send
+    from cdp_assets.activation.destinations.meta.client import MetaCapi
     from cdp_assets.activation.outbox import build_outbox
-    from cdp_assets.activation.platforms.meta import MetaCapi
     from cdp_assets.activation.transport import RetryPolicy
     from cdp_assets.partitions import daily_partitions
     from cdp_assets.resources.warehouse import WarehouseResource

@@ -101,7 +101,8 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
         raise ConfigError(f"syncs {', '.join(taken)} share a name with a destination in destinations.yaml; "
                           "rename the sync file")
     # Deletion status is read after the syncs, which carry removals and deletions to the destinations.
-    audience_egress = [dg.AssetKey(["activation", d.name]) for d in destinations.values() if d.kind == "audiences"]
+    audience_egress = [dg.AssetKey(["activation", d.name]) for d in destinations.values()
+                       if d.ad_platform.strategy == "audiences"]
     record_egress = [dg.AssetKey(["activation", s.name]) for s in record_syncs]
     python_assets.append(deletion_status_asset(dialect, audience_egress, record_egress))
     all_gates = [*STAGE_GATES, *(audience_gate(m.table) for m in audience_models)]
@@ -124,10 +125,13 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
                          source_metadata=(lambda c, w: ga4_freshness(c, w, reports)) if reads_ga4 else None)
 
     syncs = load_audience_syncs(destinations, audiences)
-    egress = [conversions_asset(d, partitions, gates_upstream_of, policy, dialect) if d.kind == "events" else
-              audience_sync_asset(d, [s for s in syncs if s.destination == d.name], gates_upstream_of, policy,
-                                  dialect)
-              for d in destinations.values()]
+    # Each ad platform's strategy decides its asset.
+    strategies = {
+        "events": lambda d: conversions_asset(d, partitions, gates_upstream_of, policy, dialect),
+        "audiences": lambda d: audience_sync_asset(d, [s for s in syncs if s.destination == d.name],
+                                                   gates_upstream_of, policy, dialect),
+    }
+    egress = [strategies[d.ad_platform.strategy](d) for d in destinations.values()]
     egress += [records_sync_asset(s, record_destinations[s.destination], gates_upstream_of, policy, dialect)
                for s in record_syncs]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from cdp_assets.activation.audience_sync import CHANNELS, _targets
+from cdp_assets.activation.audience_sync import _targets
 from cdp_assets.activation.config import AudienceSync, Destination
 from cdp_assets.activation.destinations.base import RecordsDestination
 from cdp_assets.activation.records import sql
@@ -97,7 +97,7 @@ def preview_audience(warehouse: WarehouseResource, audience: str, destinations: 
     found: dict[str, Any] = {"audience": audience, "size": int(size or 0), "destinations": {}}
     for sync in (s for s in syncs if s.audience == audience):
         destination = destinations[sync.destination]
-        channel = CHANNELS[destination.platform](destination, sync.audience_id)
+        channel = destination.ad_platform.channel(destination, sync.audience_id)
         table, counts, dead = _targets(warehouse, destination, channel, sync)
         targets = set(table.column("match_key").to_pylist())
         with warehouse.begin() as conn:

@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection
 from cdp_assets import settings
 from cdp_assets.activation import ledger
 from cdp_assets.activation.config import AudienceSync, Destination
+from cdp_assets.activation.destinations.google_ads.client import GoogleCustomerMatch
+from cdp_assets.activation.destinations.meta.client import MetaAudience
 from cdp_assets.activation.egress import egress_preamble, record_dry_run
 from cdp_assets.activation.events import identifiers
 from cdp_assets.activation.ledger import AUDIENCE_TARGETS, TO_SEND, Entry
@@ -33,8 +35,6 @@ from cdp_assets.activation.plan import (
     tally_metadata,
     upstream_keys,
 )
-from cdp_assets.activation.platforms.google_ads import GoogleCustomerMatch
-from cdp_assets.activation.platforms.meta import MetaAudience
 from cdp_assets.activation.queries import MEMBERS_SQL
 from cdp_assets.activation.safety import body_problems
 from cdp_assets.activation.sender import DestinationStopped, Item, Sender
@@ -43,7 +43,6 @@ from cdp_assets.privacy.hashing import prepare
 from cdp_assets.privacy.pii import sha256_hex
 from cdp_assets.resources.warehouse import WarehouseResource
 
-CHANNELS = {"meta_custom_audiences": MetaAudience, "google_customer_match": GoogleCustomerMatch}
 DIFF_SQL = {
     "remove": """SELECT a.match_key, a.identifiers FROM activation.audience_acks AS a
                  WHERE a.destination = :d AND a.audience = :a AND a.match_key NOT IN (
@@ -80,7 +79,7 @@ def _targets(warehouse: WarehouseResource, destination: Destination, channel: An
         if not (member["consented"] and destination.consent_purpose):
             counts["filtered_by_consent"] += 1
             continue
-        hashed = identifiers(channel.platform, member, channel.fields)
+        hashed = identifiers(channel.hashing, member, channel.fields)
         key = f"em:{hashed['em']}" if "em" in hashed else f"ph:{hashed['ph']}" if "ph" in hashed else None
         if key is None:
             dead.append((f"{sync.audience}:{member['profile_id']}", "no email or phone to match on"))
@@ -317,7 +316,7 @@ def audience_sync_asset(destination: Destination, syncs: list[AudienceSync], gat
         requests, dead, missing, payloads = [], [], set(), []
         plans = []
         for sync in syncs:
-            channel = CHANNELS[destination.platform](destination, sync.audience_id)
+            channel = destination.ad_platform.channel(destination, sync.audience_id)
             missing.update(channel.missing())
             if not sync.audience_id:
                 missing.add(f"audience_id for {sync.audience}")
@@ -330,11 +329,12 @@ def audience_sync_asset(destination: Destination, syncs: list[AudienceSync], gat
             requests += _dry_run_requests(channel, destination, sync, operations)
             metadata.update({f"{sync.audience}: {k}": int(v) for k, v in sorted(counts.items())})
             metadata.update({f"{sync.audience}: {op}s": len(items) for op, items in operations.items()})
-        safety = safety_result(body_problems([r.body for r in requests if r.body], []), len(payloads))
+        safety = safety_result(body_problems([r.body for r in requests if r.body], [], destination.ad_platform),
+                               len(payloads))
         metadata.update({"dagster/row_count": len(payloads), "requests_prepared": len(requests),
                          "dead_letters": len(dead),
                          "credentials": f"missing {', '.join(sorted(missing))}" if missing else "configured",
-                         **sample(payloads)})
+                         **sample(destination, payloads)})
         checks = [safety, credentials_result(sorted(missing), mode)]
         today = datetime.now(settings.timezone()).date().isoformat()
         if not safety.passed:

@@ -9,29 +9,13 @@ from pathlib import Path
 
 import yaml
 
+from cdp_assets.activation.destinations.ads import AdPlatform
+from cdp_assets.activation.destinations.registry import ad_platforms
 from cdp_assets.audiences.config import AudienceSettings
 from cdp_assets.settings import PURPOSES, ConfigError, one_of, reject_unknown
 from cdp_assets.sql_models import SQL_ROOT
 
 DESTINATIONS_YAML = Path(__file__).resolve().parent.parent / "config" / "destinations.yaml"
-# platform -> (kind, default event name, default maximum event age in days, environment variables it reads)
-PLATFORMS: dict[str, tuple[str, str | None, int | None, tuple[str, ...]]] = {
-    "meta_capi": ("events", "Purchase", 7, ("META_ACCESS_TOKEN", "META_PIXEL_ID", "META_GRAPH_URL",
-                                             "META_API_VERSION", "META_TEST_EVENT_CODE")),
-    "meta_custom_audiences": ("audiences", None, None, ("META_ACCESS_TOKEN", "META_AD_ACCOUNT_ID",
-                                                        "META_GRAPH_URL", "META_API_VERSION")),
-    "google_ads_conversions": ("events", "Purchase", 90, (
-        "GOOGLE_ADS_DEVELOPER_TOKEN", "GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN",
-        "GOOGLE_ADS_CUSTOMER_ID", "GOOGLE_ADS_LOGIN_CUSTOMER_ID", "GOOGLE_ADS_CONVERSION_ACTION", "GOOGLE_ADS_API_URL",
-        "GOOGLE_OAUTH_TOKEN_URL")),
-    "google_customer_match": ("audiences", None, None, (
-        "GOOGLE_ADS_DEVELOPER_TOKEN", "GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN",
-        "GOOGLE_ADS_CUSTOMER_ID", "GOOGLE_ADS_LOGIN_CUSTOMER_ID", "GOOGLE_ADS_API_URL", "GOOGLE_OAUTH_TOKEN_URL")),
-    "tiktok_events": ("events", "CompletePayment", 7, ("TIKTOK_ACCESS_TOKEN", "TIKTOK_PIXEL_CODE",
-                                                         "TIKTOK_ADVERTISER_ID", "TIKTOK_API_URL")),
-    "pinterest_conversions": ("events", "checkout", 7, ("PINTEREST_ACCESS_TOKEN", "PINTEREST_AD_ACCOUNT_ID",
-                                                          "PINTEREST_API_URL")),
-}
 DEFAULT_STATUSES = ("completed", "paid", "fulfilled")
 NEVER_CONVERSIONS = ("cancelled", "canceled", "refunded")
 STATUS_SHAPE = re.compile(r"[a-z0-9_ -]+")
@@ -50,8 +34,9 @@ class Destination:
     env: dict[str, str] = field(default_factory=dict)  # variable -> the variable this account reads instead
 
     @property
-    def kind(self) -> str:
-        return PLATFORMS[self.platform][0]
+    def ad_platform(self) -> AdPlatform:
+        """What `platform:` names, as its destination folder declares it."""
+        return ad_platforms()[self.platform]
 
     def setting(self, variable: str) -> str | None:
         """The value of a documented variable for this account (`env:` in the YAML renames it)."""
@@ -91,19 +76,21 @@ def _destination(path: Path, name: str, settings: object) -> Destination:
     if not isinstance(settings, dict):
         raise ConfigError(f"{where} must be a mapping")
     reject_unknown(where, settings, KEYS)
-    platform = one_of(f"{where}.platform", settings.get("platform"), tuple(PLATFORMS))
-    kind, event_name, max_age, variables = PLATFORMS[platform]
+    platforms = ad_platforms()
+    platform = one_of(f"{where}.platform", settings.get("platform"), tuple(platforms))
+    declared = platforms[platform]
+    events = declared.strategy == "events"
     purpose = settings.get("consent_purpose")
     if purpose is not None:
         one_of(f"{where}.consent_purpose", purpose, PURPOSES)
-    age = settings.get("max_event_age_days", max_age)
-    if kind == "events" and (not isinstance(age, int) or age < 1):
+    age = settings.get("max_event_age_days", declared.max_event_age_days)
+    if events and (not isinstance(age, int) or age < 1):
         raise ConfigError(f"{where}.max_event_age_days must be a whole number of days")
     env = settings.get("env") or {}
-    if not isinstance(env, dict) or any(k not in variables for k in env):
-        raise ConfigError(f"{where}.env may rename only this platform's variables: {', '.join(variables)}")
-    return Destination(name, platform, bool(settings.get("enabled", False)), purpose, age if kind == "events" else None,
-                       str(settings.get("event_name") or event_name) if kind == "events" else None,
+    if not isinstance(env, dict) or any(k not in declared.variables for k in env):
+        raise ConfigError(f"{where}.env may rename only this platform's variables: {', '.join(declared.variables)}")
+    return Destination(name, platform, bool(settings.get("enabled", False)), purpose, age if events else None,
+                       str(settings.get("event_name") or declared.event_name) if events else None,
                        _event_id_template(where, settings.get("event_id", "{order_id}")),
                        {str(k): str(v) for k, v in env.items()})
 
@@ -140,7 +127,7 @@ def load_audience_syncs(
             where = SQL_ROOT / "audiences" / (name + ".yaml")
             if destination not in destinations:
                 raise ConfigError(f"{where}: destinations.{destination} is not in {DESTINATIONS_YAML.name}")
-            if destinations[destination].kind != "audiences":
+            if destinations[destination].ad_platform.strategy != "audiences":
                 raise ConfigError(f"{where}: destinations.{destination} takes conversion events, not audiences")
             syncs.append(AudienceSync(name, destination, audience_id, audience.sync_mode))
     return syncs

@@ -17,7 +17,7 @@ from cdp_assets import settings
 from cdp_assets.activation import ledger
 from cdp_assets.activation.config import Destination
 from cdp_assets.activation.egress import dead_letter_rows, egress_preamble, record_dry_run
-from cdp_assets.activation.outbox import CHANNELS, build_outbox
+from cdp_assets.activation.outbox import build_outbox
 from cdp_assets.activation.plan import (
     SAFE_CHECK,
     GatesFor,
@@ -146,7 +146,7 @@ def conversions_asset(destination: Destination, partitions_def: dg.PartitionsDef
         """
         egress_preamble(context, gates, destination.consent_purpose)
         mode = settings.egress_mode()
-        channel = CHANNELS[destination.platform](destination)
+        channel = destination.ad_platform.channel(destination)
         missing = channel.missing()
         keys = list(context.partition_keys)
         plan = build_outbox(warehouse, destination, partitions_def, keys, datetime.now(UTC))
@@ -159,7 +159,8 @@ def conversions_asset(destination: Destination, partitions_def: dg.PartitionsDef
             **{k: plan.counts[k] for k in ("conversions", "filtered_by_suppression", "filtered_by_deletion",
                                            "filtered_by_consent", "events_prepared", "dead_letters")},
             "predicted_match_quality": round(quality_sum / quality_n, 2) if quality_n else 0.0,
-            "credentials": f"missing {', '.join(missing)}" if missing else "configured", **sample(plan.samples),
+            "credentials": f"missing {', '.join(missing)}" if missing else "configured",
+            **sample(destination, plan.samples),
         }
         checks = [safety, credentials_result(missing, mode)]
         if not safety.passed:

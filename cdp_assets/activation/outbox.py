@@ -19,19 +19,11 @@ import pyarrow as pa
 
 from cdp_assets.activation import ledger
 from cdp_assets.activation.config import Destination
-from cdp_assets.activation.platforms.google_ads import GoogleAdsConversions
-from cdp_assets.activation.platforms.meta import MetaCapi
-from cdp_assets.activation.platforms.pinterest import PinterestConversions
-from cdp_assets.activation.platforms.tiktok import TikTokEvents
 from cdp_assets.activation.queries import CONVERSIONS_SQL
 from cdp_assets.activation.safety import body_problems, match_quality
 from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
 
-CHANNELS = {"meta_capi": MetaCapi, "google_ads_conversions": GoogleAdsConversions, "tiktok_events": TikTokEvents,
-            "pinterest_conversions": PinterestConversions}
-OPERATIONS = {"meta_capi": "track_events", "google_ads_conversions": "upload_click_conversions",
-              "pinterest_conversions": "send_events"}
 PAGE = 10_000
 POOL_MIN_ROWS = 50_000  # below this, starting worker processes costs more than it saves
 OUTBOX = StateTable(
@@ -63,8 +55,8 @@ class Plan:
 def build_page(destination: Destination, names: list[str], rows: list[tuple], partition_key: str,
                now: datetime) -> tuple[pa.Table, Plan]:
     """One page of conversion rows as outbox rows, and what it found. Runs in a worker process too."""
-    channel = CHANNELS[destination.platform](destination)
-    fixed_operation = OPERATIONS.get(destination.platform)
+    platform = destination.ad_platform
+    channel = platform.channel(destination)
     plan = Plan()
     columns: dict[str, list] = {name: [] for name in SCHEMA.names}
     valid = []
@@ -86,7 +78,7 @@ def build_page(destination: Destination, names: list[str], rows: list[tuple], pa
             else:
                 problem = channel.problem(event, now)
             columns["record_key"].append(event.get("event_id") or event.get("orderId"))
-            columns["operation"].append(fixed_operation or channel.source(row))
+            columns["operation"].append(platform.operation or channel.source(row))
             columns["payload"].append(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
             columns["problem"].append(problem)
             columns["match_quality"].append(match_quality(event))
@@ -98,7 +90,7 @@ def build_page(destination: Destination, names: list[str], rows: list[tuple], pa
     plan.counts["conversions"] += len(rows)
     plan.counts["events_prepared"] += len(valid)
     plan.counts["dead_letters"] += len(columns["record_key"]) - len(valid)
-    plan.problems.update(body_problems([{"data": valid}], []))
+    plan.problems.update(body_problems([{"data": valid}], [], platform))
     columns["partition_key"] = [partition_key] * len(columns["record_key"])
     return pa.table(columns, schema=SCHEMA), plan
 

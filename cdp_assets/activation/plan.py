@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import dagster as dg
@@ -13,9 +13,6 @@ from cdp_assets.resources.warehouse import pool_for
 
 SAFE_CHECK = "outbound_payloads_are_safe"
 CREDENTIALS_CHECK = "credentials_are_configured"
-PLATFORM_KINDS = {"meta_capi": "meta", "meta_custom_audiences": "meta", "google_ads_conversions": "google",
-                  "google_customer_match": "google", "tiktok_events": "tiktok", "pinterest_conversions": "pinterest"}
-CLEAR_PERSONAL = {"client_ip_address", "client_user_agent", "ip", "user_agent", "fbc", "fbp", "gclid", "ttclid"}
 
 
 GatesFor = Callable[[Iterable[dg.AssetKey]], list[dg.AssetCheckKey]]
@@ -31,7 +28,7 @@ def asset_args(destination: Destination, upstream: Iterable[str], dialect: str) 
     key = dg.AssetKey(["activation", destination.name])
     return {
         "key": key, "group_name": "activation", "owners": ["team:data-eng"],
-        "kinds": {"python", PLATFORM_KINDS[destination.platform], dialect},
+        "kinds": {"python", destination.ad_platform.kind, dialect},
         "deps": upstream_keys(upstream),
         "pool": pool_for(dialect, destination.name),
         "check_specs": [
@@ -60,17 +57,20 @@ def credentials_result(missing: list[str], mode: str) -> dg.AssetCheckResult:
                                metadata={"missing": ", ".join(missing), "effect": effect})
 
 
-def redacted(payload: Any) -> Any:
-    """A payload fit for metadata: hashed values stay, values platforms take in clear are masked."""
+def redacted(payload: Any, clear: Collection[str]) -> Any:
+    """A payload fit for metadata: hashed values stay, the personal data the platform takes in clear is masked."""
     if isinstance(payload, Mapping):
-        return {k: "[redacted]" if k in CLEAR_PERSONAL else redacted(v) for k, v in payload.items()}
+        return {k: "[redacted]" if k in clear else redacted(v, clear) for k, v in payload.items()}
     if isinstance(payload, list):
-        return [redacted(v) for v in payload]
+        return [redacted(v, clear) for v in payload]
     return payload
 
 
-def sample(payloads: list[Any]) -> dict[str, Any]:
-    return {"sample_payload": dg.MetadataValue.json(redacted(payloads[0]))} if payloads else {}
+def sample(destination: Destination, payloads: list[Any]) -> dict[str, Any]:
+    """The first payload as metadata, redacted by the destination's platform's PII policy."""
+    if not payloads:
+        return {}
+    return {"sample_payload": dg.MetadataValue.json(redacted(payloads[0], destination.ad_platform.pii.clear))}
 
 
 def tally_metadata(tally: Tally) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """What is checked on every outbound body before anything leaves: no raw personal data, unique event ids,
 hashed fields that really are SHA-256 hex; and the predicted match quality of each batch.
 
-The check walks the JSON of each request body. Fields a platform hashes must hold 64 lowercase hex
-characters; every other string is scanned for something shaped like an email address or a phone number,
-except the fields platforms take in clear by design (IP, user agent, click and browser ids, URLs, ids).
+The check walks the JSON of each request body by its platform's PII policy (declared in the platform's
+destination folder). Fields the platform hashes must hold 64 lowercase hex characters; every other string is
+scanned for something shaped like an email address or a phone number, except the fields it takes in clear by
+design (IP, user agent, click and browser ids) and those that hold no personal data (URLs, ids).
 """
 
 from __future__ import annotations
@@ -13,17 +14,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cdp_assets.activation.destinations.ads import AdPlatform
+from cdp_assets.activation.destinations.base import PiiPolicy
+
 HEX64 = re.compile(r"[0-9a-f]{64}")
 LOOKS_LIKE_EMAIL = re.compile(r"[^@\s\"]+@[^@\s\"]+\.[A-Za-z]{2,}")
 LOOKS_LIKE_PHONE = re.compile(r"\+?[0-9][0-9 ().-]{7,}[0-9]")
 PHONE_START = frozenset("+0123456789")
-HASHED_KEYS = {"em", "ph", "fn", "ln", "ge", "db", "external_id", "hashedEmail", "hashedPhoneNumber",
-               "hashedFirstName", "hashedLastName", "email", "phone", "zip_code"}
-HASHED_AUDIENCE_COLUMNS = {"EMAIL", "PHONE", "FN", "LN", "CT", "ST", "ZIP", "COUNTRY"}
-CLEAR_KEYS = {"client_ip_address", "client_user_agent", "ip", "user_agent", "fbc", "fbp", "gclid", "ttclid",
-              "click_id", "event_source_url", "url", "event_id", "order_id", "orderId", "id", "content_id",
-              "content_ids", "conversionAction", "userList", "event_source_id", "query", "postalCode", "countryCode",
-              "conversionDateTime"}
 # Weights after Meta's Event Match Quality guidance: direct contact details count most, then click and
 # browser ids, then the address fields that only help in combination. A score is out of 10.
 MATCH_WEIGHTS = {"email": 3.0, "phone": 2.5, "click_id": 1.5, "browser_id": 1.0, "external_id": 1.0,
@@ -40,30 +37,30 @@ IDENTIFIER_KINDS = {
 }
 
 
-def _walk(node: Any, key: str | None, problems: Counter) -> None:
+def _walk(node: Any, key: str | None, pii: PiiPolicy, unscanned: frozenset[str], problems: Counter) -> None:
     # Plain dict/list/str checks: JSON bodies hold nothing else, and ABC checks cost 3x as much.
     if isinstance(node, dict):
         for k, v in node.items():
-            _walk(v, k, problems)
+            _walk(v, k, pii, unscanned, problems)
     elif isinstance(node, list):
         for v in node:
-            _walk(v, key, problems)
+            _walk(v, key, pii, unscanned, problems)
     elif isinstance(node, str) and node:
-        if key in HASHED_KEYS:
+        if key in pii.hashed:
             if not HEX64.fullmatch(node):
                 problems[f"{key} is not 64 lowercase hex"] += 1
-        elif key not in CLEAR_KEYS:
+        elif key not in unscanned:
             if "@" in node and LOOKS_LIKE_EMAIL.search(node):
                 problems[f"{key} holds something shaped like an email address"] += 1
             elif node[0] in PHONE_START and LOOKS_LIKE_PHONE.fullmatch(node):
                 problems[f"{key} holds something shaped like a phone number"] += 1
 
 
-def _audience_rows(body: Mapping[str, Any], problems: Counter) -> bool:
+def _audience_rows(body: Mapping[str, Any], pii: PiiPolicy, problems: Counter) -> bool:
     payload = body.get("payload")
     if not isinstance(payload, Mapping) or "schema" not in payload:
         return False
-    hashed = [n for n, column in enumerate(payload["schema"]) if column in HASHED_AUDIENCE_COLUMNS]
+    hashed = [n for n, column in enumerate(payload["schema"]) if column in pii.hashed]
     for row in payload.get("data") or []:
         for n in hashed:
             if row[n] and not HEX64.fullmatch(row[n]):
@@ -71,12 +68,16 @@ def _audience_rows(body: Mapping[str, Any], problems: Counter) -> bool:
     return True
 
 
-def body_problems(bodies: Iterable[Mapping[str, Any]], event_ids: Iterable[tuple[str, str]]) -> dict[str, int]:
-    """Counts of each problem found in these request bodies; `event_ids` are (event_name, event_id) pairs."""
+def body_problems(bodies: Iterable[Mapping[str, Any]], event_ids: Iterable[tuple[str, str]],
+                  platform: AdPlatform) -> dict[str, int]:
+    """Counts of each problem found in these request bodies to `platform`, judged by its PII policy;
+    `event_ids` are (event_name, event_id) pairs."""
     problems: Counter = Counter()
+    pii = platform.pii
+    unscanned = pii.clear | pii.exempt
     for body in bodies:
-        if not _audience_rows(body, problems):
-            _walk(body, None, problems)
+        if not _audience_rows(body, pii, problems):
+            _walk(body, None, pii, unscanned, problems)
     repeated = sum(n - 1 for n in Counter(event_ids).values() if n > 1)
     if repeated:
         problems["event ids repeated in one plan"] = repeated

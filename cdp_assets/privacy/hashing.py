@@ -1,62 +1,78 @@
 """Normalization and SHA-256 hashing of personal data, per destination platform.
 
 Personal data leaves the warehouse only through `prepare`. The platforms disagree on the pre-image
-(`shared/specs/destinations.md` section 8): Meta hashes phones as digits, keeps Gmail dots and sends a
-state outside the US and Canada as written (lower-cased letters only) rather than as a code, Google and
-TikTok hash `+E.164` phones and Google drops Gmail dots, Pinterest keeps only the digits of a zip code, and
+(`shared/specs/destinations.md` section 8), so each ad destination folder declares its own rules
+(`destinations/<folder>/hashing.py`) from the forms shared here: Meta hashes phones as digits, keeps Gmail dots
+and sends a state outside the US and Canada as written (lower-cased letters only) rather than as a code, Google
+and TikTok hash `+E.164` phones and Google drops Gmail dots, Pinterest keeps only the digits of a zip code, and
 Google and TikTok send address fields unhashed. Every rule is checked against the section 9 vectors.
 Unicode is normalized to NFC first; a value that already is a SHA-256 hex digest is lowercased and passed
 through, never hashed twice.
 """
-
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cdp_assets.privacy.geo import country_code, north_american_region, region_code
+from cdp_assets.privacy.geo import country_code, region_code
 from cdp_assets.privacy.pii import PhoneError, sha256_hex, to_e164
 
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 NAME_NOISE = re.compile(r"[\s!-/:-@\[-`{-~]")  # whitespace and ASCII punctuation
 NOT_ALNUM = re.compile(r"[^a-z0-9]")
-NOT_LETTER = re.compile(r"[^a-z]")
-NOT_DIGIT = re.compile(r"\D")
 WHITESPACE = re.compile(r"\s")
 E164_SHAPE = re.compile(r"\+[1-9][0-9]{6,14}")
-MIN_PHONE_DIGITS = 7
-GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
 GENDERS = {"m": "m", "male": "m", "man": "m", "mr": "m", "f": "f", "female": "f", "woman": "f", "mrs": "f",
            "ms": "f", "miss": "f"}
-PLATFORMS = ("meta", "google", "tiktok", "pinterest")
 
 Rule = Callable[[str, str | None], str | None]
 
 
 @dataclass(frozen=True)
 class FieldRule:
+    """How one field is prepared: its normal form, and whether that form is sent hashed or as it is."""
+
     normalize: Rule
     hashed: bool = True
 
 
-def _email(value: str, region: str | None) -> str | None:
-    email = value.lower()
-    return email if EMAIL_SHAPE.fullmatch(email) else None
+@dataclass(frozen=True)
+class HashingRules:
+    """One platform's pre-image rules by field (em, ph, fn, ...); `name` is what `prepare` is called with, and
+    the platforms of one vendor share it."""
+
+    name: str
+    fields: Mapping[str, FieldRule]
 
 
-def _google_email(value: str, region: str | None) -> str | None:
-    email = _email(value, region)
-    if email is None:
-        return None
-    local, domain = email.rsplit("@", 1)
-    return f"{local.replace('.', '')}@{domain}" if domain in GMAIL_DOMAINS else email
+# Rules by name, filled from the destination folders on first use.
+_RULES: dict[str, Mapping[str, FieldRule]] = {}
 
 
-def _e164(value: str, region: str | None) -> str | None:
+def rules(platform: str) -> Mapping[str, FieldRule]:
+    """The field rules of `platform` (a KeyError names one no destination folder declares)."""
+    found = _RULES.get(platform)
+    if found is None:
+        # Imported here, not at the top: the folders import the event builders, which import this module.
+        from cdp_assets.activation.destinations.registry import hashing_rules
+
+        # Read again on a miss, so a folder added through CDP_DESTINATION_DIRS since is found.
+        _RULES.update({name: declared.fields for name, declared in hashing_rules().items()})
+        found = _RULES[platform]
+    return found
+
+
+def email(value: str, region: str | None) -> str | None:
+    lowered = value.lower()
+    return lowered if EMAIL_SHAPE.fullmatch(lowered) else None
+
+
+
+def e164(value: str, region: str | None) -> str | None:
     # Warehouse phones are E.164 already, validated with phonenumbers on the way in; parsing each
     # again would cost about 20 µs per event.
     if E164_SHAPE.fullmatch(value):
@@ -67,78 +83,54 @@ def _e164(value: str, region: str | None) -> str | None:
         return None
 
 
-def _digits_phone(value: str, region: str | None) -> str | None:
-    e164 = _e164(value, region)
-    if e164:
-        return e164[1:]
-    # Meta's documented fallback: digits only, no leading zeros. It matches only if the number
-    # already carried its country code, which we cannot know, so keep only long enough ones.
-    digits = NOT_DIGIT.sub("", value).lstrip("0")
-    return digits if len(digits) >= MIN_PHONE_DIGITS else None
 
-
-def _name(value: str, region: str | None) -> str | None:
+def name(value: str, region: str | None) -> str | None:
     return NAME_NOISE.sub("", value.lower()) or None
 
 
-def _lower(value: str, region: str | None) -> str | None:
+def lower(value: str, region: str | None) -> str | None:
     return value.lower() or None
 
 
-def _no_whitespace(value: str, region: str | None) -> str | None:
+def no_whitespace(value: str, region: str | None) -> str | None:
     return WHITESPACE.sub("", value.lower()) or None
 
 
-def _alnum(value: str, region: str | None) -> str | None:
+def alnum(value: str, region: str | None) -> str | None:
     return NOT_ALNUM.sub("", value.lower()) or None
 
 
-def _state(value: str, region: str | None) -> str | None:
+def state(value: str, region: str | None) -> str | None:
     code = region_code(value)
     return code.lower() if code else None
 
 
-def _meta_state(value: str, region: str | None) -> str | None:
-    """A US state or Canadian province as its two-letter code; any other state lower-cased with every character
-    but a-z removed (destinations.md 8.1: "lowercase, no punctuation, no special characters, no white space"):
-    `NSW` -> `nsw`, `Île-de-France` -> `ledefrance`."""
-    code = north_american_region(value)
-    return code.lower() if code else NOT_LETTER.sub("", value.lower()) or None
 
-
-def _zip(value: str, region: str | None) -> str | None:
+def postcode(value: str, region: str | None) -> str | None:
     return WHITESPACE.sub("", value.lower()).split("-", 1)[0] or None
 
 
-def _digits_zip(value: str, region: str | None) -> str | None:
-    # Pinterest takes digits only; a UK or Canadian postcode would become a different code, so omit it.
-    code = _zip(value, region)
-    return code if code and code.isdigit() else None
 
-
-def _plain_zip(value: str, region: str | None) -> str | None:
+def plain_postcode(value: str, region: str | None) -> str | None:
     # Sent as written but without spaces, and a US ZIP+4 as its five-digit ZIP.
     return WHITESPACE.sub("", value).split("-", 1)[0] or None
 
 
-def _country(value: str, region: str | None) -> str | None:
+def country(value: str, region: str | None) -> str | None:
     code = country_code(value)
     return code.lower() if code else None
 
 
-def _upper_country(value: str, region: str | None) -> str | None:
+def upper_country(value: str, region: str | None) -> str | None:
     return country_code(value)
 
 
-def _gender(value: str, region: str | None) -> str | None:
+def gender(value: str, region: str | None) -> str | None:
     return GENDERS.get(value.lower().rstrip("."))
 
 
-def _pinterest_gender(value: str, region: str | None) -> str | None:
-    return "n" if value.lower() in ("n", "non-binary", "nonbinary") else _gender(value, region)
 
-
-def _date_of_birth(value: str, region: str | None) -> str | None:
+def date_of_birth(value: str, region: str | None) -> str | None:
     """YYYYMMDD from ISO (1997-02-16), US (02/16/1997, month first unless the first number is over 12)
     or European (16.02.1997) writing."""
     parts = re.split(r"[-/.]", value)
@@ -156,27 +148,9 @@ def _date_of_birth(value: str, region: str | None) -> str | None:
     return f"{year:04d}{month:02d}{day:02d}"
 
 
-def _external_id(value: str, region: str | None) -> str | None:
+def external_id(value: str, region: str | None) -> str | None:
     return WHITESPACE.sub("", value).lower() or None
 
-
-META = {"em": FieldRule(_email), "ph": FieldRule(_digits_phone), "fn": FieldRule(_name), "ln": FieldRule(_name),
-        "ct": FieldRule(_alnum), "st": FieldRule(_meta_state), "zp": FieldRule(_zip), "country": FieldRule(_country),
-        "ge": FieldRule(_gender), "db": FieldRule(_date_of_birth), "external_id": FieldRule(_external_id)}
-RULES: dict[str, dict[str, FieldRule]] = {
-    "meta": META,
-    # Google hashes email, phone and names only; country and postal code travel in clear in addressInfo.
-    "google": {"em": FieldRule(_google_email), "ph": FieldRule(_e164), "fn": FieldRule(_lower),
-               "ln": FieldRule(_lower), "zp": FieldRule(_plain_zip, hashed=False),
-               "country": FieldRule(_upper_country, hashed=False)},
-    # TikTok Events API: +E.164 phones, names without whitespace, address fields unhashed.
-    "tiktok": {"em": FieldRule(_email), "ph": FieldRule(_e164), "fn": FieldRule(_no_whitespace),
-               "ln": FieldRule(_no_whitespace), "zp": FieldRule(_plain_zip), "ct": FieldRule(_alnum, hashed=False),
-               "st": FieldRule(_state, hashed=False), "country": FieldRule(_country, hashed=False),
-               "external_id": FieldRule(_external_id)},
-    # Pinterest takes a two-letter state code only (destinations.md 8.5), not Meta's form of other states.
-    "pinterest": {**META, "st": FieldRule(_state), "zp": FieldRule(_digits_zip), "ge": FieldRule(_pinterest_gender)},
-}
 
 
 def normalize(platform: str, field: str, value: object, region: str | None = None) -> str | None:
@@ -192,7 +166,7 @@ def normalize(platform: str, field: str, value: object, region: str | None = Non
     text = text.strip()
     if not text:
         return None
-    rule = RULES[platform][field]
+    rule = rules(platform)[field]
     if rule.hashed and SHA256_HEX.fullmatch(text):
         return text.lower()
     return rule.normalize(text, region)
@@ -211,6 +185,6 @@ def prepare(platform: str, field: str, value: object, region: str | None = None)
 @lru_cache(maxsize=1 << 16)
 def _prepare(platform: str, field: str, value: str, region: str | None) -> str | None:
     normalized = normalize(platform, field, value, region)
-    if normalized is None or not RULES[platform][field].hashed or SHA256_HEX.fullmatch(normalized):
+    if normalized is None or not rules(platform)[field].hashed or SHA256_HEX.fullmatch(normalized):
         return normalized
     return sha256_hex(normalized)

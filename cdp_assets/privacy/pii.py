@@ -1,6 +1,6 @@
 """Phone numbers read to E.164 with phonenumbers, and the SHA-256 every destination hashes with.
 
-The per-destination normalization rules built on these live in `hashing.py`.
+The normal forms built on these live in `hashing.py`; each ad platform's rules, in its destination folder.
 """
 
 from __future__ import annotations

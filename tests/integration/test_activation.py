@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from cdp_assets import definitions, settings
-from cdp_assets.activation.platforms.meta import MetaAudience
+from cdp_assets.activation.destinations.meta.client import MetaAudience
 from cdp_assets.activation.transport import RetryPolicy
 from cdp_assets.cli import replay_dead_letters
 from cdp_assets.definitions import build_definitions
@@ -294,7 +294,7 @@ def test_a_deleted_person_is_removed_from_every_audience_destination(copy, sampl
 def test_a_day_larger_than_a_page_is_built_and_sent_page_by_page(copy, sample_landing, run_day_key, fake,
                                                                  monkeypatch):
     from cdp_assets.activation import conversions, outbox
-    from cdp_assets.activation.platforms.meta import MetaCapi
+    from cdp_assets.activation.destinations.meta.client import MetaCapi
 
     warehouse, instance = copy
     monkeypatch.setattr(conversions, "PAGE", 3)

@@ -11,11 +11,11 @@ import pytest
 
 from cdp_assets.activation import ledger
 from cdp_assets.activation.config import Destination
+from cdp_assets.activation.destinations.google_ads.client import GoogleAdsConversions
+from cdp_assets.activation.destinations.meta.client import MetaCapi
+from cdp_assets.activation.destinations.pinterest.client import PinterestConversions
+from cdp_assets.activation.destinations.tiktok.client import TikTokEvents
 from cdp_assets.activation.ledger import SENT, TO_SEND, Entry
-from cdp_assets.activation.platforms.google_ads import GoogleAdsConversions
-from cdp_assets.activation.platforms.meta import MetaCapi
-from cdp_assets.activation.platforms.pinterest import PinterestConversions
-from cdp_assets.activation.platforms.tiktok import TikTokEvents
 from cdp_assets.activation.sender import DestinationStopped, Item, Sender
 from cdp_assets.activation.transport import RetryPolicy
 from cdp_assets.resources.warehouse import WarehouseResource

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from cdp_assets import settings
-from cdp_assets.activation.config import PLATFORMS
+from cdp_assets.activation.destinations.registry import ad_platforms
 from cdp_assets.sample_data import write_ga4_sample
 from tests.conftest import require
 
@@ -155,7 +155,7 @@ def free_port() -> int:
 
 def server_environment(home: Path, landing: Path) -> dict[str, str]:
     """The developer's environment without any cdp or destination setting, plus this server's own."""
-    ours = {v for *_, variables in PLATFORMS.values() for v in variables}
+    ours = {v for platform in ad_platforms().values() for v in platform.variables}
     environment = {k: v for k, v in os.environ.items()
                    if not k.startswith(("CDP_", "DAGSTER_", "GA4_", "HUBSPOT_")) and k not in ours}
     # A daily tick during the session would queue the whole graph ahead of the tests' own runs.

@@ -3,10 +3,10 @@
 import json
 
 from cdp_assets.activation.config import Destination
-from cdp_assets.activation.platforms import meta
-from cdp_assets.activation.platforms.google_ads import GoogleAdsConversions
-from cdp_assets.activation.platforms.pinterest import PinterestConversions
-from cdp_assets.activation.platforms.tiktok import TikTokEvents
+from cdp_assets.activation.destinations.google_ads.client import GoogleAdsConversions
+from cdp_assets.activation.destinations.meta import client as meta
+from cdp_assets.activation.destinations.pinterest.client import PinterestConversions
+from cdp_assets.activation.destinations.tiktok.client import TikTokEvents
 from cdp_assets.activation.transport import AUTH, OK, PARTIAL, REJECTED, TRANSIENT, http_reply, retry_after_seconds
 
 

@@ -27,7 +27,7 @@ def test_the_shipped_file_enables_the_six_destinations_with_their_event_names():
 
 
 def test_an_unknown_platform_is_refused_by_name(tmp_path):
-    with pytest.raises(ConfigError, match=r"destinations\.snap\.platform must be one of meta_capi"):
+    with pytest.raises(ConfigError, match=r"destinations\.snap\.platform must be one of .*meta_capi"):
         load_destinations(write(tmp_path, "destinations:\n  snap:\n    platform: snapchat\n"))
 
 

@@ -4,10 +4,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from cdp_assets.activation.config import Destination
-from cdp_assets.activation.platforms.google_ads import GoogleAdsConversions, GoogleCustomerMatch, user_identifiers
-from cdp_assets.activation.platforms.meta import AUDIENCE_SCHEMA, MetaAudience, MetaCapi
-from cdp_assets.activation.platforms.pinterest import PinterestConversions
-from cdp_assets.activation.platforms.tiktok import TikTokEvents
+from cdp_assets.activation.destinations.google_ads.client import (
+    GoogleAdsConversions,
+    GoogleCustomerMatch,
+    user_identifiers,
+)
+from cdp_assets.activation.destinations.meta.client import AUDIENCE_SCHEMA, MetaAudience, MetaCapi
+from cdp_assets.activation.destinations.pinterest.client import PinterestConversions
+from cdp_assets.activation.destinations.tiktok.client import TikTokEvents
 from cdp_assets.privacy.pii import sha256_hex
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

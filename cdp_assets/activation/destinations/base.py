@@ -33,13 +33,16 @@ class SetupFailed(RuntimeError):
 class PiiPolicy:
     """The personal data a destination may receive.
 
-    `clear` names the destination fields that may carry personal data in clear, and only when a sync maps
-    them; `hashed` names fields that must be SHA-256 hex. Any other field that holds something shaped like
-    an email address or a phone number fails the outbound safety check.
+    `clear` names the destination fields that may carry personal data in clear (for a records destination, only
+    when a sync maps them); `hashed` names fields that must be SHA-256 hex; `exempt` names fields of ad
+    platform bodies that hold no personal data but may look like it (ids, URLs, times), which are not scanned.
+    Any other field that holds something shaped like an email address or a phone number fails the outbound
+    safety check.
     """
 
     clear: frozenset[str] = frozenset()
     hashed: frozenset[str] = frozenset()
+    exempt: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

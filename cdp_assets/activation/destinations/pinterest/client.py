@@ -27,6 +27,7 @@ class PinterestConversions:
         self.api_url = (destination.setting("PINTEREST_API_URL") or "https://api.pinterest.com").rstrip("/")
         self.token = destination.setting("PINTEREST_ACCESS_TOKEN")
         self.ad_account_id = destination.setting("PINTEREST_AD_ACCOUNT_ID")
+        self.hashing = destination.ad_platform.hashing.name  # the rules its identifiers are prepared by
 
     def missing(self) -> list[str]:
         return [self.destination.variable(v) for v, value in (("PINTEREST_ACCESS_TOKEN", self.token),
@@ -59,7 +60,7 @@ class PinterestConversions:
         return reply
 
     def event(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        user: dict[str, Any] = {f: [v] for f, v in identifiers("pinterest", row, FIELDS).items()}
+        user: dict[str, Any] = {f: [v] for f, v in identifiers(self.hashing, row, FIELDS).items()}
         for key, column in (("client_ip_address", "client_ip"), ("client_user_agent", "user_agent")):
             if row.get(column):
                 user[key] = row[column]

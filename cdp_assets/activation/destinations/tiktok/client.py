@@ -38,6 +38,7 @@ class TikTokEvents:
         self.api_url = (destination.setting("TIKTOK_API_URL") or "https://business-api.tiktok.com").rstrip("/")
         self.token = destination.setting("TIKTOK_ACCESS_TOKEN")
         self.pixel_code = destination.setting("TIKTOK_PIXEL_CODE")
+        self.hashing = destination.ad_platform.hashing.name  # the rules its identifiers are prepared by
 
     def missing(self) -> list[str]:
         return [self.destination.variable(v) for v, value in (("TIKTOK_ACCESS_TOKEN", self.token),
@@ -79,7 +80,7 @@ class TikTokEvents:
         return "web" if row["action_source"] == "website" else "offline"
 
     def event(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        found = identifiers("tiktok", row, FIELDS)
+        found = identifiers(self.hashing, row, FIELDS)
         user: dict[str, Any] = {USER_KEYS[k]: [found[k]] for k in USER_KEYS if k in found}
         for key, field in (("zip_code", "zp"), ("city", "ct"), ("state", "st"), ("country", "country")):
             if field in found:

@@ -62,6 +62,7 @@ class MetaClient:
         self.graph_url = (destination.setting("META_GRAPH_URL") or "https://graph.facebook.com").rstrip("/")
         self.version = destination.setting("META_API_VERSION") or "v25.0"
         self.token = destination.setting("META_ACCESS_TOKEN")
+        self.hashing = destination.ad_platform.hashing.name  # the rules its identifiers are prepared by
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
@@ -94,7 +95,7 @@ class MetaCapi(MetaClient):
 
     def event(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """A CAPI event for one conversion row; `event_id` is what the site's pixel sends as eventID."""
-        user_data: dict[str, Any] = {f: [v] for f, v in identifiers("meta", row, CAPI_FIELDS).items()}
+        user_data: dict[str, Any] = {f: [v] for f, v in identifiers(self.hashing, row, CAPI_FIELDS).items()}
         for key, column in (("client_ip_address", "client_ip"), ("client_user_agent", "user_agent"),
                             ("fbc", "fbc"), ("fbp", "fbp")):
             if row.get(column):
@@ -134,7 +135,6 @@ class MetaAudience(MetaClient):
     batches of one upload in one session (`session_id`, increasing `batch_seq`, `last_batch_flag`)."""
 
     batch_limit = AUDIENCE_BATCH_LIMIT
-    platform = "meta"
     fields = AUDIENCE_FIELDS
 
     def __init__(self, destination: Destination, audience_id: str | None) -> None:

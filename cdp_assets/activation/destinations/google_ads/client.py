@@ -53,8 +53,6 @@ def _row_failures(partial: Mapping[str, Any]) -> dict[int, str]:
 class GoogleAdsClient:
     """Credentials, headers and answers shared by both Google Ads channels."""
 
-    platform = "google"
-
     def __init__(self, destination: Destination) -> None:
         self.destination = destination
         self.api_url = (destination.setting("GOOGLE_ADS_API_URL") or "https://googleads.googleapis.com").rstrip("/")
@@ -65,6 +63,7 @@ class GoogleAdsClient:
         self.client_id = destination.setting("GOOGLE_ADS_CLIENT_ID")
         self.client_secret = destination.setting("GOOGLE_ADS_CLIENT_SECRET")
         self.refresh_token = destination.setting("GOOGLE_ADS_REFRESH_TOKEN")
+        self.hashing = destination.ad_platform.hashing.name  # the rules its identifiers are prepared by
         self.access_token: str | None = None
         self.refreshed_after_401 = False
 
@@ -171,7 +170,7 @@ class GoogleAdsConversions(GoogleAdsClient):
             "conversionDateTime": moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S+00:00"),
             "orderId": event_id(self.destination, row),
             "conversionValue": float(row["value"]), "currencyCode": (row["currency"] or "").upper(),
-            "userIdentifiers": user_identifiers(identifiers("google", row, MATCH_FIELDS)),
+            "userIdentifiers": user_identifiers(identifiers(self.hashing, row, MATCH_FIELDS)),
             "consent": {"adUserData": "GRANTED",
                         "adPersonalization": "GRANTED" if row.get("ads_personalization") else "DENIED"},
         }
