@@ -103,7 +103,7 @@ def build_definitions(warehouse: WarehouseResource | None = None, landing_dir: s
     # Deletion status is read after the syncs, which carry removals and deletions to the destinations.
     audience_egress = [dg.AssetKey(["activation", d.name]) for d in destinations.values()
                        if d.ad_platform.strategy == "audiences"]
-    record_egress = [dg.AssetKey(["activation", s.name]) for s in record_syncs]
+    record_egress = {s.name: record_destinations[s.destination].deletes for s in record_syncs}
     python_assets.append(deletion_status_asset(dialect, audience_egress, record_egress))
     all_gates = [*STAGE_GATES, *(audience_gate(m.table) for m in audience_models)]
 

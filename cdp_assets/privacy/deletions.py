@@ -152,19 +152,22 @@ def _destination_sql(destinations: list[str], at: datetime) -> str:
         GROUP BY d.request_id, d.id_type, t.destination"""
 
 
-def _records_sql(syncs: list[str], at: datetime) -> str:
-    """Per request and records sync: records the destination still holds for the requested email or phone."""
+def _records_sql(syncs: dict[str, bool], at: datetime) -> str:
+    """Per request and records sync: records the destination still holds for the requested email or phone.
+    `syncs` says, per sync, whether its destination carries out deletions; where it does not, a record it holds
+    must be deleted there by hand (`delete_at_destination`)."""
     if not syncs:
         return ""
-    names = ", ".join(f"('{s}')" for s in syncs)
+    names = ", ".join(f"('{s}', {'TRUE' if deletes else 'FALSE'})" for s, deletes in syncs.items())
     return f"""
         UNION ALL
         SELECT d.request_id, d.id_type, 'destination:' || t.sync, count(k.record_key),
                CASE WHEN d.id_type = 'contact_id' THEN 'unverifiable_by_contact_id'
-                    WHEN count(k.record_key) = 0 THEN 'deleted' ELSE 'deletion_pending' END,
+                    WHEN count(k.record_key) = 0 THEN 'deleted'
+                    WHEN bool_or(t.deletes) THEN 'deletion_pending' ELSE 'delete_at_destination' END,
                CAST('{at.isoformat(sep=' ')}' AS TIMESTAMP)
         FROM core.deletion_requests AS d
-        CROSS JOIN (VALUES {names}) AS t(sync)
+        CROSS JOIN (VALUES {names}) AS t(sync, deletes)
         LEFT JOIN activation.record_state AS k ON k.sync = t.sync
             AND ((d.id_type = 'email' AND k.email_sha256 = d.id_sha256)
                  OR (d.id_type = 'phone' AND k.phone_sha256 = d.id_sha256))
@@ -173,7 +176,7 @@ def _records_sql(syncs: list[str], at: datetime) -> str:
 
 
 def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey],
-                          syncs: list[dg.AssetKey]) -> dg.AssetsDefinition:
+                          syncs: dict[str, bool]) -> dg.AssetsDefinition:
     purged = dg.AssetCheckSpec("deleted_people_are_purged", asset=["core", "deletion_status"],
                                description="No row in raw, quarantine, staging or core still holds an identifier "
                                            "of an active deletion request.")
@@ -182,7 +185,7 @@ def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey],
         key=["core", "deletion_status"], group_name="core", kinds={"python", dialect}, owners=["team:privacy"],
         deps=[dg.AssetKey(["core", "deletion_requests"]), dg.AssetKey(["staging", "stg_crm_contacts"]),
               dg.AssetKey(["staging", "stg_crm_orders"]), dg.AssetKey(["core", "profile_identifiers"]),
-              *destinations, *syncs],
+              *destinations, *(dg.AssetKey(["activation", s]) for s in syncs)],
         check_specs=[purged], pool="warehouse",
     )
     def deletion_status(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -192,7 +195,8 @@ def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey],
         Each audience destination (`destination:<name>`) is `removed` once no member it acknowledged holds
         the requested email or phone, `removal_pending` until the sync has removed them. Each records sync
         (`destination:<sync>`) is `deleted` once the destination's deletion call succeeded for every record
-        holding it, `deletion_pending` until then.
+        holding it, `deletion_pending` until then; a destination that takes no deletion calls shows
+        `delete_at_destination` while it holds the person.
         """
         at = datetime.now(UTC).replace(tzinfo=None)
         stages = ", ".join(f"('{s}')" for s in [*STAGE_TABLES, "core"])
@@ -211,7 +215,7 @@ def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey],
                 LEFT JOIN remaining AS r ON r.stage = s.stage AND r.id_type = d.id_type AND r.id_sha256 = d.id_sha256
                 WHERE d.status = 'active'
                 GROUP BY d.request_id, d.id_type, s.stage{_destination_sql(names, at)}
-                {_records_sql([k.path[-1] for k in syncs], at)}""")
+                {_records_sql(syncs, at)}""")
             table = warehouse.table_metadata(conn, "core.deletion_status")
             pending = warehouse.run(conn, "SELECT stage, count(*) FROM core.deletion_status WHERE status = 'pending' "
                                           "GROUP BY stage ORDER BY stage").fetchall()

@@ -286,7 +286,8 @@ def test_a_deleted_person_is_removed_from_every_audience_destination(copy, sampl
     assert not any(email_hash in members for members in fake.audiences.values())
     with warehouse.begin() as conn:
         assert warehouse.run(conn, "SELECT stage, rows_remaining, status FROM core.deletion_status WHERE "
-                                   "request_id = 'test:1' AND stage LIKE 'destination:%' ORDER BY stage").all() == [
+                                   "request_id = 'test:1' AND stage IN ('destination:google_customer_match', "
+                                   "'destination:meta_custom_audiences') ORDER BY stage").all() == [
             ("destination:google_customer_match", 0, "removed"),
             ("destination:meta_custom_audiences", 0, "removed")]
 
