@@ -287,8 +287,8 @@ def test_a_deleted_person_is_removed_from_every_audience_destination(copy, sampl
     with warehouse.begin() as conn:
         assert warehouse.run(conn, "SELECT stage, rows_remaining, status FROM core.deletion_status WHERE "
                                    "request_id = 'test:1' AND stage LIKE 'destination:%' ORDER BY stage").all() == [
-            ("destination:google_customer_match", 0, "removed"),
-            ("destination:meta_custom_audiences", 0, "removed")]
+            ("destination:braze_users", 0, "deleted"), ("destination:google_customer_match", 0, "removed"),
+            ("destination:hubspot_contacts", 0, "deleted"), ("destination:meta_custom_audiences", 0, "removed")]
 
 
 def test_a_day_larger_than_a_page_is_built_and_sent_page_by_page(copy, sample_landing, run_day_key, fake,
