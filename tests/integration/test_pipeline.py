@@ -28,7 +28,7 @@ EXPECTED_ROWS = {
     "staging.exchange_rates": 28,
     "staging.stg_order_values": 301,
     "core.deletion_requests": 3,
-    "core.deletion_status": 12,
+    "core.deletion_status": 16,
     "core.suppressions": 4,
     "core.suppressed_profiles": 2,
     "core.record_profiles": 636,
@@ -44,7 +44,7 @@ EXPECTED_ROWS = {
     "audiences.high_value_customers": 13,
     "audiences.lapsed_customers": 0,
     "audiences.memberships": 120,
-    "activation.egress_requests": 14,
+    "activation.egress_requests": 35,
     "activation.dead_letters": 4,
     "activation.audience_targets": 234,
 }
@@ -81,7 +81,7 @@ def test_whole_graph_materializes_with_every_gate_passing(one_day):
     warehouse, _, _, outcome = one_day
 
     assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
-    assert len(outcome.passed_checks) == 57
+    assert len(outcome.passed_checks) == 59
     assert table_rows(warehouse) == EXPECTED_ROWS
 
 
@@ -136,16 +136,26 @@ def test_every_prepared_request_is_a_dry_run_without_credentials(one_day):
         rows = warehouse.run(conn, "SELECT destination, status, method, url, record_count FROM "
                                    "activation.egress_requests ORDER BY destination, batch_no").fetchall()
 
-    google, meta = "https://googleads.googleapis.com/v22", "https://graph.facebook.com/v25.0"
+    google, meta, hubspot = ("https://googleads.googleapis.com/v22", "https://graph.facebook.com/v25.0",
+                             "https://api.hubapi.com/crm/v3")
+    braze = ("braze_users", "dry_run", "POST", "{BRAZE_REST_ENDPOINT}/users/track")  # 175 consented profiles
+    # A dry run plans no list memberships: they are sent for the contacts HubSpot acknowledged.
+    property_create = ("hubspot_contacts", "dry_run", "POST", f"{hubspot}/properties/contacts", 0)
+    list_create = ("hubspot_contacts", "dry_run", "POST", f"{hubspot}/lists", 0)
+    upsert = ("hubspot_contacts", "dry_run", "POST", f"{hubspot}/objects/contacts/batch/upsert")
+
     job = ("google_customer_match", "dry_run", "POST", f"{google}/customers/{{GOOGLE_ADS_CUSTOMER_ID}}/"
                                                        "offlineUserDataJobs:create", 0)
     run_job = ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:run", 0)
     assert [tuple(r) for r in rows] == [
+        (*braze, 75), (*braze, 75), (*braze, 25),
         ("google_ads_conversions", "dry_run", "POST",
          f"{google}/customers/{{GOOGLE_ADS_CUSTOMER_ID}}:uploadClickConversions", 4),
         job, ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:addOperations", 0),
         ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:addOperations", 13), run_job,
         job, ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:addOperations", 104), run_job,
+        ("hubspot_contacts", "dry_run", "POST", f"{hubspot}/properties/contacts/groups", 0), *[property_create] * 11,
+        list_create, list_create, list_create, (*upsert, 100), (*upsert, 100), (*upsert, 86),
         ("meta_capi", "dry_run", "POST", f"{meta}/{{META_PIXEL_ID}}/events", 4),
         ("meta_custom_audiences", "dry_run", "POST", f"{meta}/{{AUDIENCE_ID}}/usersreplace", 13),
         ("meta_custom_audiences", "dry_run", "POST", f"{meta}/{{AUDIENCE_ID}}/users", 104),
