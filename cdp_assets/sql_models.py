@@ -12,9 +12,10 @@ Known settings: `partition_column` (a timestamp column; the model becomes daily-
 run replaces only its day's rows) and `owners` (comma-separated). A cycle, an unknown table, or an
 unknown setting is a load-time error that names the file.
 
-`{{ timezone }}` in a model is replaced by CDP_TIMEZONE (for local dates of UTC timestamps) and
-`{{ golden_<field> }}` by the golden-record rule of `cdp_assets/config/golden_record.yaml`; they are
-part of the code version, so changing either marks the model's table as stale in the UI.
+`{{ timezone }}` in a model is replaced by CDP_TIMEZONE (for local dates of UTC timestamps),
+`{{ golden_<field> }}` by the golden-record rule of `cdp_assets/config/golden_record.yaml` and
+`{{ audience_members }}` by a SELECT of every audience's members; they are part of the code version, so
+changing one (or adding an audience) marks the model's table as stale in the UI.
 """
 
 
@@ -100,13 +101,25 @@ def referenced_tables(path: Path, sql: str) -> set[tuple[str, str]]:
     return tables
 
 
-def template_values() -> dict[str, str]:
-    """The `{{ name }}` variables: `timezone` (CDP_TIMEZONE), the golden-record rules `golden_<field>` and
-    `conversion_statuses` (the order statuses of destinations.yaml that count as conversions)."""
+def audience_members(root: Path = SQL_ROOT) -> str:
+    """`{{ audience_members }}`: one SELECT of (audience, profile_id) over every audience's table, one row per
+    member, so a model covers every audience under `root/audiences/` (and depends on each) without naming them."""
+    names = sorted(p.stem for p in (root / "audiences").glob("*.sql"))
+    if not names:
+        return "SELECT CAST(NULL AS VARCHAR) AS audience, CAST(NULL AS VARCHAR) AS profile_id WHERE FALSE"
+    return "\n    UNION ALL\n    ".join(f"SELECT DISTINCT '{n}' AS audience, profile_id FROM audiences.{n}"
+                                      for n in names)
+
+
+def template_values(root: Path = SQL_ROOT) -> dict[str, str]:
+    """The `{{ name }}` variables: `timezone` (CDP_TIMEZONE), the golden-record rules `golden_<field>`,
+    `conversion_statuses` (the order statuses of destinations.yaml that count as conversions) and
+    `audience_members` (every audience's members, as (audience, profile_id) rows)."""
     from cdp_assets.activation.config import conversion_statuses  # it reads SQL_ROOT from this module
 
     statuses = ", ".join(f"'{s}'" for s in conversion_statuses())
-    return {"timezone": settings.timezone().key, "conversion_statuses": statuses, **golden_record_variables()}
+    return {"timezone": settings.timezone().key, "conversion_statuses": statuses,
+            "audience_members": audience_members(root), **golden_record_variables()}
 
 
 def render(path: Path, text: str, values: dict[str, str] | None = None) -> str:
@@ -123,7 +136,7 @@ def render(path: Path, text: str, values: dict[str, str] | None = None) -> str:
 
 
 def parse_model(root: Path, path: Path, values: dict[str, str] | None = None) -> SqlModel:
-    text = render(path, path.read_text(encoding="utf-8"), values)
+    text = render(path, path.read_text(encoding="utf-8"), template_values(root) if values is None else values)
     description, settings = _header(path, text)
     # Ends in a newline, so a comment on the model's last line never swallows SQL wrapped around it.
     body = text.strip().rstrip(";") + "\n"
@@ -166,7 +179,7 @@ def _check_graph(models: list[SqlModel], external: set[dg.AssetKey]) -> None:
 def load_models(root: Path, external: Iterable[dg.AssetKey]) -> list[SqlModel]:
     """Parse every model under `root`; `external` are the keys produced by Python assets."""
     # The variables are read once: they come from YAML files every model shares.
-    values = template_values()
+    values = template_values(root)
     models = [parse_model(root, path, values) for path in sorted(root.glob("*/*.sql"))]
     _check_graph(models, set(external))
     return models

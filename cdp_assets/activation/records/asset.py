@@ -281,6 +281,10 @@ def records_sync_asset(sync: Sync, destination: RecordsDestination, gates_for: G
                    f"{sync.description} Only added, changed and removed records are sent, found by comparing "
                    "each record's fingerprint with the one the destination last acknowledged. Dry run (the "
                    "default) records the requests; live sends them once.").replace("  ", " ")
+    if destination.snapshot is not None:
+        description = (f"{sync.model} sent whole to {destination.title} on every live run (one snapshot, keyed "
+                       f"by {sync.key.column} → {sync.key.field}). {sync.description} Dry run (the default) "
+                       "counts the eligible records and writes nothing.").replace("  ", " ")
 
     @dg.asset(
         key=key, group_name="activation", owners=["team:data-eng"], description=description,
