@@ -163,7 +163,8 @@ def _records_sql(syncs: dict[str, bool], at: datetime) -> str:
         UNION ALL
         SELECT d.request_id, d.id_type, 'destination:' || t.sync, count(k.record_key),
                CASE WHEN d.id_type = 'contact_id' THEN 'unverifiable_by_contact_id'
-                    WHEN count(k.record_key) = 0 THEN 'deleted'
+                    WHEN count(k.record_key) = 0 AND bool_or(t.deletes) THEN 'deleted'
+                    WHEN count(k.record_key) = 0 THEN 'not_held'
                     WHEN bool_or(t.deletes) THEN 'deletion_pending' ELSE 'delete_at_destination' END,
                CAST('{at.isoformat(sep=' ')}' AS TIMESTAMP)
         FROM core.deletion_requests AS d
@@ -196,7 +197,7 @@ def deletion_status_asset(dialect: str, destinations: list[dg.AssetKey],
         the requested email or phone, `removal_pending` until the sync has removed them. Each records sync
         (`destination:<sync>`) is `deleted` once the destination's deletion call succeeded for every record
         holding it, `deletion_pending` until then; a destination that takes no deletion calls shows
-        `delete_at_destination` while it holds the person.
+        `delete_at_destination` while it holds the person, `not_held` when it never received them.
         """
         at = datetime.now(UTC).replace(tzinfo=None)
         stages = ", ".join(f"('{s}')" for s in [*STAGE_TABLES, "core"])

@@ -95,7 +95,7 @@ SELECT
     CAST(current_date - CAST(t.last_order_at AS DATE) AS INTEGER) AS days_since_last_order,  -- days since the latest conversion order
     coalesce(t.lifetime_value, 0) AS lifetime_value,  -- conversion revenue in the latest order's currency
     t.lifetime_value_currency,  -- the currency of lifetime_value (the latest order's)
-    CAST(t.lifetime_value / t.orders_in_lifetime_currency AS DECIMAL(18, 2)) AS average_order_value,  -- lifetime_value per order in that currency
+    CAST(floor(t.lifetime_value * 100 / t.orders_in_lifetime_currency + 0.5) / 100 AS DECIMAL(18, 2)) AS average_order_value,  -- lifetime_value per order in that currency, to the cent, halves up (floor, not a cast, so every warehouse rounds alike)
     t.lifetime_value_reporting,  -- all conversion revenue in the reporting currency (CDP_REPORTING_CURRENCY)
     m.recency_score,  -- 1-5 among purchasers, 5 = most recent
     m.frequency_score,  -- 1-5 among purchasers, 5 = most orders

@@ -28,7 +28,7 @@ EXPECTED_ROWS = {
     "staging.exchange_rates": 28,
     "staging.stg_order_values": 301,
     "core.deletion_requests": 3,
-    "core.deletion_status": 16,
+    "core.deletion_status": 20,
     "core.suppressions": 4,
     "core.suppressed_profiles": 2,
     "core.record_profiles": 636,
@@ -44,7 +44,7 @@ EXPECTED_ROWS = {
     "audiences.high_value_customers": 13,
     "audiences.lapsed_customers": 0,
     "audiences.memberships": 120,
-    "activation.egress_requests": 35,
+    "activation.egress_requests": 47,
     "activation.dead_letters": 4,
     "activation.audience_targets": 234,
 }
@@ -81,7 +81,7 @@ def test_whole_graph_materializes_with_every_gate_passing(one_day):
     warehouse, _, _, outcome = one_day
 
     assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
-    assert len(outcome.passed_checks) == 59
+    assert len(outcome.passed_checks) == 64
     assert table_rows(warehouse) == EXPECTED_ROWS
 
 
@@ -136,14 +136,17 @@ def test_every_prepared_request_is_a_dry_run_without_credentials(one_day):
         rows = warehouse.run(conn, "SELECT destination, status, method, url, record_count FROM "
                                    "activation.egress_requests ORDER BY destination, batch_no").fetchall()
 
-    google, meta, hubspot = ("https://googleads.googleapis.com/v22", "https://graph.facebook.com/v25.0",
-                             "https://api.hubapi.com/crm/v3")
-    braze = ("braze_users", "dry_run", "POST", "{BRAZE_REST_ENDPOINT}/users/track")  # 175 consented profiles
-    # A dry run plans no list memberships: they are sent for the contacts HubSpot acknowledged.
+    google, meta, hubspot, klaviyo = ("https://googleads.googleapis.com/v22", "https://graph.facebook.com/v25.0",
+                                      "https://api.hubapi.com/crm/v3", "https://a.klaviyo.com/api")
+    braze = ("braze_users", "dry_run", "POST", "{BRAZE_REST_ENDPOINT}/users/track")
     property_create = ("hubspot_contacts", "dry_run", "POST", f"{hubspot}/properties/contacts", 0)
     list_create = ("hubspot_contacts", "dry_run", "POST", f"{hubspot}/lists", 0)
     upsert = ("hubspot_contacts", "dry_run", "POST", f"{hubspot}/objects/contacts/batch/upsert")
-
+    # A dry run plans list memberships with placeholders for the lists and contacts HubSpot has not made yet.
+    members = ("hubspot_contacts", "dry_run", "PUT", f"{hubspot}/lists/{{LIST_ID:cdp: purchasers_30d}}/memberships/add")
+    klaviyo_list = ("klaviyo_profiles", "dry_run", "POST", f"{klaviyo}/lists/", 0)
+    salesforce = ("salesforce_contacts", "dry_run", "PATCH",
+                  "{SALESFORCE_INSTANCE_URL}/services/data/v62.0/composite/sobjects/Contact/CDP_Profile_Id__c")
     job = ("google_customer_match", "dry_run", "POST", f"{google}/customers/{{GOOGLE_ADS_CUSTOMER_ID}}/"
                                                        "offlineUserDataJobs:create", 0)
     run_job = ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:run", 0)
@@ -156,11 +159,21 @@ def test_every_prepared_request_is_a_dry_run_without_credentials(one_day):
         job, ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:addOperations", 104), run_job,
         ("hubspot_contacts", "dry_run", "POST", f"{hubspot}/properties/contacts/groups", 0), *[property_create] * 11,
         list_create, list_create, list_create, (*upsert, 100), (*upsert, 100), (*upsert, 86),
+        ("hubspot_contacts", "dry_run", "PUT", f"{hubspot}/lists/{{LIST_ID:cdp: high_value_customers}}/memberships/add",
+         12), (*members, 100), (*members, 2),
+        klaviyo_list, klaviyo_list, klaviyo_list,
+        ("klaviyo_profiles", "dry_run", "POST", f"{klaviyo}/profile-bulk-import-jobs/", 164),
+        ("klaviyo_profiles", "dry_run", "POST", f"{klaviyo}/profile-subscription-bulk-create-jobs/", 164),
+        ("klaviyo_profiles", "dry_run", "POST", f"{klaviyo}/lists/{{LIST_ID:cdp: high_value_customers}}/relationships/"
+         "profiles/", 12),
+        ("klaviyo_profiles", "dry_run", "POST", f"{klaviyo}/lists/{{LIST_ID:cdp: purchasers_30d}}/relationships/"
+         "profiles/", 102),
         ("meta_capi", "dry_run", "POST", f"{meta}/{{META_PIXEL_ID}}/events", 4),
         ("meta_custom_audiences", "dry_run", "POST", f"{meta}/{{AUDIENCE_ID}}/usersreplace", 13),
         ("meta_custom_audiences", "dry_run", "POST", f"{meta}/{{AUDIENCE_ID}}/users", 104),
         ("pinterest_conversions", "dry_run", "POST",
          "https://api.pinterest.com/v5/ad_accounts/{PINTEREST_AD_ACCOUNT_ID}/events", 4),
+        (*salesforce, 200), (*salesforce, 101),
         ("tiktok_events", "dry_run", "POST", "https://business-api.tiktok.com/open_api/v1.3/event/track/", 3),
         ("tiktok_events", "dry_run", "POST", "https://business-api.tiktok.com/open_api/v1.3/event/track/", 1),
     ]

@@ -75,7 +75,8 @@ def test_a_deletion_request_purges_the_whole_person_from_every_warehouse_stage(w
     assert values(warehouse, "SELECT stage, rows_remaining, status FROM core.deletion_status ORDER BY stage") == [
         ("core", 0, "purged"), ("destination:braze_users", 0, "deleted"),
         ("destination:google_customer_match", 0, "removed"), ("destination:hubspot_contacts", 0, "deleted"),
-        ("destination:meta_custom_audiences", 0, "removed"), ("quarantine", 0, "purged"), ("raw", 0, "purged"),
+        ("destination:klaviyo_profiles", 0, "deleted"), ("destination:meta_custom_audiences", 0, "removed"),
+        ("destination:salesforce_contacts", 0, "not_held"), ("quarantine", 0, "purged"), ("raw", 0, "purged"),
         ("staging", 0, "purged")]
 
 
