@@ -8,11 +8,16 @@ answered: the wait lasts until the client hangs up, however loaded the machine i
 closes before anything is applied) and "accept_then_drop" (the request is applied, then the connection
 closes unanswered). `kill(pid, on_request, after_accepting)` SIGKILLs a client process when its
 `on_request`-th record-carrying request arrives, before or after the fake applied it.
+
+A fake with its own wire habits (HubSpot, Salesforce) overrides the hooks below their defaults: which verbs
+it serves (`methods`), reason phrases, how a body is read, logged and encoded, which fault a request takes,
+and answers given before any fault or kill (`_direct`: a token endpoint, a stats route).
 """
 
 import json
 import os
 import signal
+import socket
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +30,11 @@ HANG_UP_WAIT_SECONDS = 300  # a client that never times out is a test bug; the f
 class FaultyServer:
     answer_faults: tuple[str, ...] = ()  # answered by `_fault_answer` instead of applying the request
     accept_faults: tuple[str, ...] = ()  # the request is applied, then answered by `_fault_answer`
+    other_faults: tuple[str, ...] = ()  # queued like the others, taken by the fake itself (e.g. per record)
     content_type = "application/json"
+    methods: tuple[str, ...] = ("GET", "POST", "DELETE")
+    reasons: dict[int, str] = {}  # status -> reason phrase, where it is not the standard one
+    tcp_nodelay = False  # headers and body go out as two writes: set it to skip the Nagle wait between them
 
     def __init__(self) -> None:
         self.faults: list[str] = []
@@ -53,7 +62,7 @@ class FaultyServer:
         self._server.server_close()
 
     def fail_next(self, *faults: str) -> None:
-        known = self.answer_faults + self.accept_faults + TRANSPORT_FAULTS
+        known = self.answer_faults + self.accept_faults + self.other_faults + TRANSPORT_FAULTS
         unknown = [f for f in faults if f not in known]
         assert not unknown, f"unknown faults {unknown}; known: {known}"
         with self._lock:
@@ -75,19 +84,51 @@ class FaultyServer:
         """Check and apply one request (called under the lock); `body` is None when `raw` is not JSON."""
         raise NotImplementedError
 
+    # ---- hooks with defaults --------------------------------------------------------------------------
+    def _parse_body(self, path: str, headers, raw: bytes) -> object:
+        """The body given to `_log_entry` and `_handle`: parsed JSON, {} when empty, None when not JSON."""
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError:
+            return None
+
+    def _log_entry(self, method: str, path: str, query: str, headers, body: object) -> dict | None:
+        """What `requests` keeps of a request (called under the lock), or None to keep nothing."""
+        return {"method": method, "path": path, "query": query, "headers": dict(headers), "body": body}
+
+    def _take_fault(self, path: str, records: bool, killing: bool) -> str | None:
+        """The queued fault this request takes (called under the lock); `killing`: it is about to be killed."""
+        fault = self.faults.pop(0) if records and self.faults else None
+        self.faults_served[fault] += 1
+        return fault
+
+    def _direct(self, method: str, path: str, headers, raw: bytes,
+                body: object) -> tuple[int, object, dict[str, str]] | None:
+        """An answer given after logging but before any kill or fault, or None to go on."""
+        return None
+
+    def _encode(self, answer: object) -> tuple[bytes, str | None]:
+        """The bytes of an answer and their Content-Type (None: no body)."""
+        return (json.dumps(answer).encode(), self.content_type) if answer else (b"", None)
+
 
 def _handler(fake: FaultyServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def setup(self) -> None:
+            super().setup()
+            if fake.tcp_nodelay:
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, *args: object) -> None:
             pass
 
-        def _answer(self, status: int, answer: dict, extra: dict[str, str]) -> None:
-            data = json.dumps(answer).encode() if answer else b""
-            self.send_response(status)
-            if data:
-                self.send_header("Content-Type", fake.content_type)
+        def _answer(self, status: int, answer: object, extra: dict[str, str]) -> None:
+            data, kind = fake._encode(answer)
+            self.send_response(status, fake.reasons.get(status))
+            if kind:
+                self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             for name, value in extra.items():
                 self.send_header(name, value)
@@ -110,19 +151,19 @@ def _handler(fake: FaultyServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self, method: str) -> None:
             url = urlparse(self.path)
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            try:
-                body = json.loads(raw) if raw else {}
-            except ValueError:
-                body = None
+            body = fake._parse_body(url.path, self.headers, raw)
             records = fake._carries_records(method, url.path)
             with fake._lock:
-                fake.requests.append({"method": method, "path": url.path, "query": url.query,
-                                      "headers": dict(self.headers), "body": body})
+                entry = fake._log_entry(method, url.path, url.query, self.headers, body)
+                if entry is not None:
+                    fake.requests.append(entry)
                 fake._requests_seen += records
                 seen = fake._requests_seen
-                fault = fake.faults.pop(0) if records and fake.faults else None
-                fake.faults_served[fault] += 1
-            kill = fake.kill_plan if records and fake.kill_plan and fake.kill_plan[1] == seen else None
+                kill = fake.kill_plan if records and fake.kill_plan and fake.kill_plan[1] == seen else None
+                fault = fake._take_fault(url.path, records, bool(kill and not kill[2]))
+            direct = fake._direct(method, url.path, self.headers, raw, body)
+            if direct is not None:
+                return self._answer(*direct)
             if kill and not kill[2]:
                 os.kill(kill[0], signal.SIGKILL)
                 return self._drop()
@@ -145,13 +186,6 @@ def _handler(fake: FaultyServer) -> type[BaseHTTPRequestHandler]:
                 return self._drop()
             self._answer(*(fake._fault_answer(fault) if fault in fake.accept_faults else (status, answer, headers)))
 
-        def do_GET(self) -> None:
-            self._serve("GET")
-
-        def do_POST(self) -> None:
-            self._serve("POST")
-
-        def do_DELETE(self) -> None:
-            self._serve("DELETE")
-
+    for verb in fake.methods:
+        setattr(Handler, f"do_{verb}", lambda handler, verb=verb: handler._serve(verb))
     return Handler

@@ -18,19 +18,16 @@ prove a record was written exactly once.
 """
 
 import json
-import os
 import re
-import signal
 import sys
-import threading
 import time
 import uuid
 from collections import Counter, deque
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import unquote
 
 from tests.fakes import hubspot_values as hv
+from tests.fakes._faulty_http import TRANSPORT_FAULTS, FaultyServer
 
 BUILT_IN = ("email", "firstname", "lastname", "phone", "city", "state", "zip", "country", "hs_object_id")
 MAX_INPUTS = 100
@@ -40,7 +37,6 @@ EDITABLE_LISTS = ("MANUAL", "SNAPSHOT")
 FAULTS = ("429_secondly", "429_daily", "423", "477", "500", "502", "503", "401", "drop", "accept_then_drop",
           "timeout")
 REASONS = {477: "Migration in Progress"}
-HANG_UP_WAIT_SECONDS = 300  # a client that never times out is a test bug; the fake stops waiting after this
 AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
                 "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
 BAD_GATEWAY = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
@@ -57,14 +53,23 @@ class Refused(Exception):
         self.status, self.body, self.headers = status, body, headers or {}
 
 
+class Unparsed(str):
+    """A request body that is not JSON, kept (and logged) as its text."""
+
+
 def error(status: int, message: str, category: str = "VALIDATION_ERROR", headers: dict | None = None) -> Refused:
     return Refused(status, {"status": "error", "message": message, "correlationId": str(uuid.uuid4()),
                             "category": category}, headers)
 
 
-class FakeHubSpotCrm:
+class FakeHubSpotCrm(FaultyServer):
+    answer_faults = tuple(f for f in FAULTS if f not in TRANSPORT_FAULTS)
+    methods = ("GET", "POST", "PUT")
+    reasons = REASONS
+
     def __init__(self, token: str = "pat-test-token", burst: int = 100, window_seconds: float = 10.0,
                  daily_limit: int | None = None, keep_requests: bool = True) -> None:
+        super().__init__()
         self.token, self.burst, self.window_seconds, self.daily_limit = token, burst, window_seconds, daily_limit
         self.keep_requests = keep_requests
         self.groups: dict[str, dict] = {"contactinformation": {"name": "contactinformation", "displayOrder": 0,
@@ -78,49 +83,19 @@ class FakeHubSpotCrm:
         self.updates: Counter = Counter()  # batch/update inputs applied, per contact id
         self.membership_ops: Counter = Counter()
         self.gdpr_deleted: list[str] = []
-        self.requests: list[dict] = []
-        self.faults: list[str] = []
-        self.faults_served: Counter = Counter()
         self.poisoned: list[object] = []
-        self.kill_plan: tuple[int, int, bool] | None = None
         self._index: dict[tuple[str, str], str] = {}  # (unique property, value) → contact id
-        self._next_contact, self._next_list, self._record_requests, self._daily_used = 101, 1001, 0, 0
+        self._next_contact, self._next_list, self._daily_used = 101, 1001, 0
         self._window: deque[float] = deque()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def env(self) -> dict[str, str]:
         return {"HUBSPOT_API_URL": self.url, "HUBSPOT_ACCESS_TOKEN": self.token}
 
-    def __enter__(self) -> "FakeHubSpotCrm":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
     # ---- test controls and accounting ---------------------------------------------------------------
-    def fail_next(self, *faults: str) -> None:
-        unknown = [f for f in faults if f not in FAULTS]
-        assert not unknown, f"unknown faults {unknown}; expected some of {FAULTS}"
-        with self._lock:
-            self.faults.extend(faults)
-
     def poison(self, value: object) -> None:
         """Every upsert input holding `value` (as its id or any property value) fails in the 207."""
         with self._lock:
             self.poisoned.append(value)
-
-    def kill(self, pid: int, on_request: int, after_accepting: bool) -> None:
-        """SIGKILL `pid` when the `on_request`-th record-carrying request arrives, before or after applying it."""
-        self.kill_plan = (pid, on_request, after_accepting)
 
     def contact_by_email(self, email: str) -> dict | None:
         with self._lock:
@@ -456,7 +431,11 @@ class FakeHubSpotCrm:
         self._daily_used += 1
         return self._rate_headers(self.burst - len(self._window))
 
-    def _fault_answer(self, fault: str) -> Refused:
+    def _fault_answer(self, fault: str) -> tuple[int, object, dict[str, str]]:
+        refused = self._fault(fault)
+        return refused.status, refused.body, refused.headers
+
+    def _fault(self, fault: str) -> Refused:
         if fault in ("429_secondly", "429_daily"):
             return self._limited("DAILY" if fault == "429_daily" else "TEN_SECONDLY_ROLLING")
         if fault == "401":
@@ -468,106 +447,52 @@ class FakeHubSpotCrm:
                 "500": error(500, "internal error", "INTERNAL_ERROR"),
                 "503": error(503, "Service Unavailable", "SERVICE_UNAVAILABLE")}[fault]
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
+    # ---- the wire ----------------------------------------------------------------------------------
+    def _parse_body(self, path: str, headers, raw: bytes) -> object:
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return Unparsed(raw.decode("utf-8", "replace"))
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @staticmethod
+    def _stats_route(method: str, path: str) -> bool:
+        return method == "GET" and path == "/_stats"
 
-            def log_message(self, *args: object) -> None:
-                pass
+    def _log_entry(self, method: str, path: str, query: str, headers, body: object) -> dict | None:
+        if not self.keep_requests or self._stats_route(method, path):
+            return None
+        return {**super()._log_entry(method, path, query, headers, body), "at": time.monotonic()}
 
-            def _answer(self, status: int, answer: dict | str | None, headers: dict | None = None) -> None:
-                data = b"" if answer is None else (answer if isinstance(answer, str) else json.dumps(answer)).encode()
-                self.send_response(status, REASONS.get(status))
-                if answer is not None:
-                    self.send_header("Content-Type", "text/html" if isinstance(answer, str) else "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+    def _direct(self, method: str, path: str, headers, raw: bytes,
+                body: object) -> tuple[int, object, dict[str, str]] | None:
+        if not self._stats_route(method, path):
+            return None
+        with self._lock:  # for benchmarks: the fake's own counts, neither logged nor rate-limited
+            return 200, {"contacts": len(self.contacts), "writes": sum(self.writes.values()),
+                         "requests": len(self.requests)}, {}
 
-            def _drop(self) -> None:
-                self.close_connection = True
-                self.connection.shutdown(2)
+    def _encode(self, answer: object) -> tuple[bytes, str | None]:
+        if answer is None:
+            return b"", None
+        if isinstance(answer, str):
+            return answer.encode(), "text/html"
+        return json.dumps(answer).encode(), "application/json"
 
-            def _wait_for_hang_up(self) -> None:
-                # Never answered: the client's read timeout ends the wait when it closes the connection.
-                self.close_connection = True
-                self.connection.settimeout(HANG_UP_WAIT_SECONDS)
-                try:
-                    while self.connection.recv(65536):
-                        pass
-                except OSError:
-                    pass
-
-            def _serve(self, method: str) -> None:
-                url = urlparse(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body, unreadable = (json.loads(raw) if raw else None), False
-                except ValueError:
-                    body, unreadable = raw.decode("utf-8", "replace"), True
-                if url.path == "/_stats" and method == "GET":
-                    with fake._lock:
-                        self._answer(200, {"contacts": len(fake.contacts), "writes": sum(fake.writes.values()),
-                                           "requests": len(fake.requests)})
-                    return
-                records = fake._carries_records(method, url.path)
-                with fake._lock:
-                    if fake.keep_requests:
-                        fake.requests.append({"method": method, "path": url.path, "query": url.query,
-                                              "headers": dict(self.headers), "body": body, "at": time.monotonic()})
-                    fake._record_requests += records
-                    seen = fake._record_requests
-                    fault = fake.faults.pop(0) if records and fake.faults else None
-                    fake.faults_served[fault] += 1
-                kill = fake.kill_plan if records and fake.kill_plan and fake.kill_plan[1] == seen else None
-                if kill and not kill[2]:
-                    os.kill(kill[0], signal.SIGKILL)
-                    self._drop()
-                    return
-                if fault == "drop":
-                    self._drop()
-                    return
-                if fault == "timeout":
-                    self._wait_for_hang_up()
-                    return
-                status, answer, headers = 200, None, {}
-                try:
-                    if fault and fault != "accept_then_drop":
-                        raise fake._fault_answer(fault)
-                    if self.headers.get("Authorization") != f"Bearer {fake.token}":
-                        raise error(401, AUTH_MESSAGE, "INVALID_AUTHENTICATION")
-                    with fake._lock:
-                        headers = fake._take()
-                        if raw and not self.headers.get("Content-Type", "").startswith("application/json"):
-                            raise error(415, f"Content type '{self.headers.get('Content-Type')}' not supported")
-                        if unreadable:
-                            raise error(400, "Invalid input JSON on line 1: the body could not be parsed")
-                        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                        status, answer = fake._route(method, url.path, query, body)
-                except Refused as refused:
-                    status, answer, headers = refused.status, refused.body, {**headers, **refused.headers}
-                if fault == "accept_then_drop" or kill:
-                    if kill:
-                        os.kill(kill[0], signal.SIGKILL)
-                    self._drop()
-                    return
-                self._answer(status, answer, headers)
-
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-            def do_PUT(self) -> None:
-                self._serve("PUT")
-
-        return Handler
+    def _handle(self, method: str, path: str, query: dict, headers, raw: bytes,
+                body: object) -> tuple[int, object, dict[str, str]]:
+        rate: dict[str, str] = {}
+        try:
+            if headers.get("Authorization") != f"Bearer {self.token}":
+                raise error(401, AUTH_MESSAGE, "INVALID_AUTHENTICATION")
+            rate = self._take()
+            if raw and not headers.get("Content-Type", "").startswith("application/json"):
+                raise error(415, f"Content type '{headers.get('Content-Type')}' not supported")
+            if isinstance(body, Unparsed):
+                raise error(400, "Invalid input JSON on line 1: the body could not be parsed")
+            status, answer = self._route(method, path, {k: v[0] for k, v in query.items()}, body)
+        except Refused as refused:
+            return refused.status, refused.body, {**rate, **refused.headers}
+        return status, answer, rate
 
 
 if __name__ == "__main__":

@@ -34,18 +34,15 @@ Choices where the spec is silent or says "unverified" (the strict side, so a cli
 
 import contextlib
 import json
-import os
 import re
-import signal
-import socket
 import sys
 import threading
 import time
 from collections import Counter
 from datetime import date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+from tests.fakes._faulty_http import FaultyServer
 from tests.fakes.salesforce_bulk import BulkIngest, Refused, sf_error
 
 API_VERSION = "v62.0"
@@ -59,7 +56,6 @@ FIELD_TYPES = ("string", "email", "phone", "double", "int", "boolean", "date", "
 PREFIXES = {"Contact": "003", "Lead": "00Q"}
 REQUIRED = {"Contact": ("LastName",), "Lead": ("LastName", "Company")}
 MAX_COLLECTION = 200
-HANG_UP_WAIT_SECONDS = 300
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 PARSERS = {"double": float, "int": int, "date": date.fromisoformat,
            "datetime": lambda v: datetime.fromisoformat(v.replace("Z", "+00:00"))}
@@ -104,10 +100,17 @@ def _coerce(ftype: str, length: int, name: str, value: object, from_csv: bool) -
     return parsed if numeric else value
 
 
-class FakeSalesforce(BulkIngest):
+class FakeSalesforce(BulkIngest, FaultyServer):
+    answer_faults = tuple(FAULT_ANSWERS)
+    other_faults = RECORD_FAULTS
+    methods = ("GET", "POST", "PUT", "PATCH", "DELETE")
+    tcp_nodelay = True
+
     def __init__(self, client_id: str = "sf-client", client_secret: str = "sf-secret",
                  refresh_token: str = "sf-refresh", api_version: str = API_VERSION, job_polls_until_done: int = 1,
                  api_limit: int = 100_000, max_upload_bytes: int = 150_000_000, keep_requests: bool = True) -> None:
+        super().__init__()
+        self._lock = threading.RLock()  # `_api` runs under it and takes record faults under it again
         self.client_id, self.client_secret, self.refresh_token = client_id, client_secret, refresh_token
         self.api_version = api_version
         self.job_polls_until_done = job_polls_until_done
@@ -125,36 +128,14 @@ class FakeSalesforce(BulkIngest):
         self.records: dict[str, dict[str, dict]] = {sobject: {} for sobject in PREFIXES}
         self.ids: dict[tuple[str, str], str] = {}  # (sobject, external id) -> record Id
         self.writes: Counter = Counter()  # (sobject, external id) -> applied writes
-        self.requests: list[dict] = []
         self.jobs: dict[str, dict] = {}
-        self.faults: list[str] = []
-        self.faults_served: Counter = Counter()
         self.poisoned: set[str] = set()
-        self.kill_plan: tuple[int, int, bool] | None = None
-        self._record_requests = 0
         self._serial = 0  # record and job ids
-        self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        # A short poll interval: shutdown waits for one poll, and tests start and stop a fake each.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def env(self) -> dict[str, str]:
         return {"SALESFORCE_INSTANCE_URL": self.url, "SALESFORCE_TOKEN_URL": self.url + TOKEN_PATH,
                 "SALESFORCE_CLIENT_ID": self.client_id, "SALESFORCE_CLIENT_SECRET": self.client_secret,
                 "SALESFORCE_REFRESH_TOKEN": self.refresh_token}
-
-    def __enter__(self) -> "FakeSalesforce":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # ---- test controls ------------------------------------------------------------------------------
     def define_field(self, sobject: str, name: str, type: str, length: int = 255, external_id: bool = False) -> None:
@@ -174,8 +155,7 @@ class FakeSalesforce(BulkIngest):
         unknown = set(faults) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {FAULTS}")
-        with self._lock:
-            self.faults.extend(faults)
+        super().fail_next(*faults)
 
     def poison(self, value: str) -> None:
         self.poisoned.add(value)
@@ -183,10 +163,6 @@ class FakeSalesforce(BulkIngest):
     def expire_tokens(self) -> None:
         with self._lock:
             self.tokens.clear()
-
-    def kill(self, pid: int, on_request: int, after_accepting: bool) -> None:
-        """SIGKILL `pid` when the `on_request`-th record-carrying request arrives, before or after accepting it."""
-        self.kill_plan = (pid, on_request, after_accepting)
 
     # ---- faults -------------------------------------------------------------------------------------
     def _record_fault(self, kinds: tuple[str, ...]) -> str | None:
@@ -343,104 +319,58 @@ class FakeSalesforce(BulkIngest):
     def _carries_records(method: str, path: str) -> bool:
         return (method == "PATCH" and "/composite/sobjects/" in path) or (method == "PUT" and "/batches" in path)
 
-    def _handler(self):
-        fake = self
+    # ---- the wire -------------------------------------------------------------------------------------
+    def _parse_body(self, path: str, headers, raw: bytes) -> object:
+        """What `requests` logs: the token form, parsed JSON, else the text."""
+        logged: object = _form(raw) if path == TOKEN_PATH else raw.decode("utf-8", "replace")
+        if "json" in headers.get("Content-Type", ""):
+            with contextlib.suppress(ValueError):
+                logged = json.loads(raw)
+        return logged
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def _log_entry(self, method: str, path: str, query: str, headers, body: object) -> dict | None:
+        return {"method": method, "path": path, "headers": dict(headers), "body": body if self.keep_requests else None}
 
-            def setup(self) -> None:
-                super().setup()  # headers and body go out as two writes: no Nagle wait between them
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def _take_fault(self, path: str, records: bool, killing: bool) -> str | None:
+        """Request faults hit /services/data calls, in queue order; record faults wait for `_check` and `_bulk`."""
+        return None if killing or not path.startswith("/services/data/") else self._record_fault(REQUEST_FAULTS)
 
-            def log_message(self, *args: object) -> None:
-                pass
+    def _direct(self, method: str, path: str, headers, raw: bytes,
+                body: object) -> tuple[int, object, dict[str, str]] | None:
+        if path == TOKEN_PATH and method == "POST":
+            with self._lock:
+                return *self._token(_form(raw)), {}
+        if not path.startswith("/services/data/"):
+            return 404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], {}
+        return None
 
-            def _answer(self, status: int, answer: object, api: bool) -> None:
-                if answer is None:
-                    data, kind = b"", None
-                elif isinstance(answer, str):
-                    data, kind = answer.encode("utf-8"), "text/csv"
-                else:
-                    data, kind = json.dumps(answer).encode("utf-8"), "application/json;charset=UTF-8"
-                self.send_response(status)
-                if kind:
-                    self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                if api:
-                    with fake._lock:
-                        self.send_header("Sforce-Limit-Info", f"api-usage={fake.api_usage}/{fake.api_limit}")
-                self.end_headers()
-                self.wfile.write(data)
+    def _limit_info(self) -> dict[str, str]:
+        with self._lock:
+            return {"Sforce-Limit-Info": f"api-usage={self.api_usage}/{self.api_limit}"}
 
-            def _drop(self) -> None:
-                self.close_connection = True
-                self.connection.shutdown(2)
+    def _encode(self, answer: object) -> tuple[bytes, str | None]:
+        if answer is None:
+            return b"", None
+        if isinstance(answer, str):
+            return answer.encode("utf-8"), "text/csv"
+        return json.dumps(answer).encode("utf-8"), "application/json;charset=UTF-8"
 
-            def _wait_for_hang_up(self) -> None:
-                self.close_connection = True
-                self.connection.settimeout(HANG_UP_WAIT_SECONDS)
-                try:
-                    while self.connection.recv(65536):
-                        pass
-                except OSError:
-                    pass
+    def _fault_answer(self, fault: str) -> tuple[int, object, dict[str, str]]:
+        if fault == "INVALID_SESSION_ID":
+            self.expire_tokens()
+        return *FAULT_ANSWERS[fault], self._limit_info()
 
-            def _serve(self, method: str) -> None:
-                path = self.path.split("?", 1)[0]
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
-                logged: object = form if path == TOKEN_PATH else raw.decode("utf-8", "replace")
-                if "json" in self.headers.get("Content-Type", ""):
-                    with contextlib.suppress(ValueError):
-                        logged = json.loads(raw)
-                records = fake._carries_records(method, path)
-                with fake._lock:
-                    fake.requests.append({"method": method, "path": path, "headers": dict(self.headers),
-                                          "body": logged if fake.keep_requests else None})
-                    fake._record_requests += records
-                    kill = fake.kill_plan if records and fake.kill_plan and fake.kill_plan[1] == \
-                        fake._record_requests else None
-                if path == TOKEN_PATH and method == "POST":
-                    with fake._lock:
-                        self._answer(*fake._token(form), api=False)
-                    return
-                if not path.startswith("/services/data/"):
-                    self._answer(404, [{"message": "The requested resource does not exist",
-                                        "errorCode": "NOT_FOUND"}], api=False)
-                    return
-                if kill and not kill[2]:
-                    os.kill(kill[0], signal.SIGKILL)
-                    self._drop()
-                    return
-                fault = fake._record_fault(REQUEST_FAULTS)
-                if fault == "drop":
-                    self._drop()
-                    return
-                if fault == "timeout":  # never answered: lasts until the client's read timeout hangs up
-                    self._wait_for_hang_up()
-                    return
-                if fault in FAULT_ANSWERS:
-                    if fault == "INVALID_SESSION_ID":
-                        fake.expire_tokens()
-                    self._answer(*FAULT_ANSWERS[fault], api=True)
-                    return
-                try:
-                    with fake._lock:
-                        status, answer = fake._api(method, path, self.headers, raw)
-                except Refused as refused:
-                    status, answer = refused.status, refused.body
-                if fault == "accept_then_drop" or kill:
-                    if kill:
-                        os.kill(kill[0], signal.SIGKILL)
-                    self._drop()
-                    return
-                self._answer(status, answer, api=True)
+    def _handle(self, method: str, path: str, query: dict, headers, raw: bytes,
+                body: object) -> tuple[int, object, dict[str, str]]:
+        try:
+            status, answer = self._api(method, path, headers, raw)
+        except Refused as refused:
+            status, answer = refused.status, refused.body
+        return status, answer, self._limit_info()
 
-        for verb in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-            setattr(Handler, f"do_{verb}", lambda handler, verb=verb: handler._serve(verb))
-        return Handler
+
+def _form(raw: bytes) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
 
 
 if __name__ == "__main__":
