@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from cdp_assets import settings
-from cdp_assets.activation.destinations.registry import ad_platforms
+from cdp_assets.activation.destinations.registry import ad_platforms, discover
 from cdp_assets.resources.warehouse import WarehouseResource, normalize_url
 from cdp_assets.sample_data import write_crm_extracts, write_ga4_sample
 
@@ -57,12 +57,14 @@ def no_network(monkeypatch):
 def clean_environment(monkeypatch, tmp_path):
     """Each test starts from the documented defaults, whatever the developer's shell exports; run failures are
     recorded in the test's own alert log."""
-    destination_variables = {v for platform in ad_platforms().values() for v in platform.variables}
+    destination_variables = {v for platform in ad_platforms().values() for v in platform.variables} | {
+        v for destination in discover().values() for v in destination.variables}
     for name in ("CDP_WAREHOUSE_URL", "CDP_LANDING_DIR", "CDP_EGRESS_MODE", "CDP_TIMEZONE", "DAGSTER_HOME",
                  "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_API_URL", "GA4_PROPERTY_ID", "GA4_API_URL",
                  "GOOGLE_APPLICATION_CREDENTIALS", "CDP_EXCHANGE_RATES_FILE", "CDP_REPORTING_CURRENCY",
                  "CDP_SCHEDULE_HOUR", "CDP_ALERT_WEBHOOK_URL", "CDP_ALERT_LOG", "CDP_RETENTION_REQUEST_BODY_DAYS",
-                 "CDP_RETENTION_QUARANTINE_DAYS", "CDP_RETENTION_SNAPSHOT_DAYS", "CDP_START_DATE",
+                 "CDP_RETENTION_QUARANTINE_DAYS", "CDP_RETENTION_SNAPSHOT_DAYS", "CDP_START_DATE", "CDP_SYNCS_DIR",
+                 "CDP_DESTINATION_DIRS",
                  *sorted(destination_variables)):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CDP_ALERT_LOG", str(tmp_path / "alerts" / "run_failures.jsonl"))

@@ -152,7 +152,8 @@ def test_a_bad_api_key_fails_the_asset_in_one_line_and_sends_nothing_more(world,
     message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
     assert "\n" not in message and "Braze 401" in message and "not-the-key" not in message
     assert len(braze.requests) == 1 and braze.writes == Counter()
-    assert {s for s, _ in ledger(world, sync).values()} <= {"failed", "pending"}
+    # Refused credentials stop the sync: its records were marked in flight with their page and go next run.
+    assert {s for s, _ in ledger(world, sync).values()} <= {"failed", "in_flight"}
     assert not query(world, "SELECT * FROM activation.record_state")
 
 
