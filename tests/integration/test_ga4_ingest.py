@@ -338,5 +338,5 @@ def test_the_schedules_runs_deliver_the_days_conversions_through_a_ga4_outage(wa
     assert failed == {"raw__ga4_daily_traffic", "raw__ga4_transactions"}
     with warehouse.begin() as conn:
         assert {d for (d,) in warehouse.run(conn, "SELECT DISTINCT destination FROM activation.egress_requests")} == {
-            "google_ads_conversions", "google_customer_match", "meta_capi", "meta_custom_audiences",
-            "pinterest_conversions", "tiktok_events"}
+            "braze_users", "google_ads_conversions", "google_customer_match", "hubspot_contacts", "klaviyo_profiles",
+            "meta_capi", "meta_custom_audiences", "pinterest_conversions", "salesforce_contacts", "tiktok_events"}

@@ -19,8 +19,10 @@ from cdp_assets.resources.warehouse import WarehouseResource
 from tests.fakes.ga4 import FakeGA4
 
 REPO = Path(__file__).resolve().parents[2]
-DESTINATIONS = ["google_ads_conversions", "google_customer_match", "meta_capi", "meta_custom_audiences",
-                "pinterest_conversions", "tiktok_events"]
+# Every destination that prepares requests (the file export writes files, and none in a dry run).
+DESTINATIONS = ["braze_users", "google_ads_conversions", "google_customer_match", "hubspot_contacts",
+                "klaviyo_profiles", "meta_capi", "meta_custom_audiences", "pinterest_conversions",
+                "salesforce_contacts", "tiktok_events"]
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -66,7 +66,7 @@ class Answers:
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, dict]] = []
 
-    def request(self, method, url, data=None, headers=None, timeout=None):
+    def request(self, method, url, data=None, headers=None, timeout=None, allow_redirects=True):
         self.sent.append((data, dict(headers)))
         status = 503 if len(self.sent) == 1 else 200
         return SimpleNamespace(status_code=status, text="", headers={})
