@@ -252,3 +252,14 @@ def test_a_kill_mid_sync_followed_by_a_rerun_writes_each_record_once(world, hubs
     assert materialize(warehouse, sync).success
     assert len(hubspot.contacts) == 253
     assert set(hubspot.writes.values()) == {1}
+
+
+def test_new_rows_only_records_todays_rows_as_there_and_sends_only_later_ones(warehouse, tmp_path, hubspot):
+    build_world(warehouse)
+    sync = make_sync(tmp_path, new_rows_only=True)
+    first = materialize(warehouse, sync)
+    assert (metadata(first)["outcome"], upserted(hubspot)) == ("baseline", [])
+    execute(warehouse, "INSERT INTO core.unified_profiles (profile_id, email, first_name, lifetime_value, "
+                       "order_count) VALUES ('p9', 'new@example.com', 'Nia', 5, 1)")
+    materialize(warehouse, sync)
+    assert upserted(hubspot) == ["new@example.com"]

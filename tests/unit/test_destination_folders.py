@@ -46,3 +46,16 @@ def test_a_destination_folder_outside_the_package_becomes_an_asset_with_its_chec
 
 def test_the_built_in_destinations_are_found_by_their_folders():
     assert "hubspot" in discover()
+
+
+def test_a_sync_with_a_schedule_runs_on_its_own_job_and_not_with_the_day(tmp_path, monkeypatch):
+    (tmp_path / "syncs").mkdir()
+    (tmp_path / "syncs" / "hourly_people.yaml").write_text(SYNC.replace("acme_crm", "hubspot").replace(
+        "object: people", "object: contacts") + 'schedule: "0 * * * *"\n')
+    monkeypatch.setenv("CDP_SYNCS_DIR", str(tmp_path / "syncs"))
+    defs = build_definitions(WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}"))
+    key = dg.AssetKey(["activation", "hourly_people"])
+    schedule = defs.resolve_schedule_def("hourly_people_job_schedule")
+    assert (schedule.cron_schedule, schedule.job_name) == ("0 * * * *", "hourly_people_job")
+    assert defs.resolve_job_def("hourly_people_job").asset_layer.executable_asset_keys == {key}
+    assert key not in defs.resolve_job_def("daily_job").asset_layer.executable_asset_keys
