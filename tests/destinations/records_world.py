@@ -98,3 +98,10 @@ def materialize(warehouse: WarehouseResource, sync: Sync, full_resync: bool = Fa
 def metadata(result: dg.ExecuteInJobResult) -> dict:
     [event] = result.asset_materializations_for_node(result.all_node_events[0].node_name)
     return {k: v.value for k, v in event.metadata.items()}
+
+
+def go_live(monkeypatch, fake) -> None:
+    """Point the destination's client at `fake` (its `env()`), in live egress."""
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CDP_EGRESS_MODE", "live")

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.destinations.records_world import build_world, execute, make_sync, materialize, metadata, query
+from tests.destinations.records_world import build_world, execute, go_live, make_sync, materialize, metadata, query
 from tests.fakes.hubspot_crm import FakeHubSpotCrm
 
 
 @pytest.fixture
 def hubspot(monkeypatch):
     with FakeHubSpotCrm() as fake:
-        for name, value in fake.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("CDP_EGRESS_MODE", "live")
+        go_live(monkeypatch, fake)
         yield fake
 
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from tests.destinations.klaviyo_world import klaviyo_sync, materialize
-from tests.destinations.records_world import FAST, build_world, execute, metadata, query
+from tests.destinations.records_world import FAST, build_world, execute, go_live, metadata, query
 from tests.fakes.klaviyo import FakeKlaviyo
 
 IMPORTS = "/api/profile-bulk-import-jobs/"
@@ -15,9 +15,7 @@ SUBSCRIBES = "/api/profile-subscription-bulk-create-jobs/"
 @pytest.fixture
 def klaviyo(monkeypatch):
     with FakeKlaviyo(import_polls_until_done=2) as fake:
-        for name, value in fake.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("CDP_EGRESS_MODE", "live")
+        go_live(monkeypatch, fake)
         yield fake
 
 

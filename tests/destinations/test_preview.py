@@ -5,7 +5,7 @@ import pytest
 from cdp_assets.activation.destinations.registry import discover
 from cdp_assets.cli import main
 from cdp_assets.preview import preview_sync
-from tests.destinations.records_world import build_world, execute, make_sync, materialize, query
+from tests.destinations.records_world import build_world, execute, go_live, make_sync, materialize, query
 from tests.fakes.hubspot_crm import FakeHubSpotCrm
 
 HUBSPOT = discover()["hubspot"]
@@ -40,9 +40,7 @@ def test_a_preview_redacts_the_personal_fields_of_its_samples(world):
 def test_a_preview_after_a_sync_shows_only_what_changed(world, monkeypatch):
     warehouse, sync = world
     with FakeHubSpotCrm() as fake:
-        for name, value in fake.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("CDP_EGRESS_MODE", "live")
+        go_live(monkeypatch, fake)
         materialize(warehouse, sync)
     execute(warehouse, "UPDATE core.unified_profiles SET order_count = 8 WHERE profile_id = 'p1'")
     execute(warehouse, "DELETE FROM core.unified_profiles WHERE profile_id = 'p3'")

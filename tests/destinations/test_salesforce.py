@@ -3,7 +3,7 @@ sObject Collections for small runs, Bulk API 2.0 jobs for large ones."""
 
 import pytest
 
-from tests.destinations.records_world import build_world, execute, materialize, metadata, query
+from tests.destinations.records_world import build_world, execute, go_live, materialize, metadata, query
 from tests.destinations.salesforce_world import define_custom_fields, paths, salesforce_sync, sent_ids
 from tests.fakes.salesforce import FakeSalesforce
 
@@ -12,9 +12,7 @@ BULK = {"options": {"bulk_threshold": 2}}
 
 def fake_org(monkeypatch, **settings):
     fake = FakeSalesforce(**settings)
-    for name, value in fake.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CDP_EGRESS_MODE", "live")
+    go_live(monkeypatch, fake)
     define_custom_fields(fake)
     return fake
 
@@ -216,9 +214,7 @@ def test_a_mapped_custom_field_missing_in_the_org_fails_the_sync_before_anything
                                                                                         monkeypatch):
     build_world(warehouse)
     with FakeSalesforce() as fake:
-        for name, value in fake.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("CDP_EGRESS_MODE", "live")
+        go_live(monkeypatch, fake)
         define_custom_fields(fake, "CDP_RFM_Segment__c", "CDP_Order_Count__c")
         result = materialize(warehouse, salesforce_sync(tmp_path))
         assert not result.success
