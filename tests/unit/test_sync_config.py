@@ -86,3 +86,12 @@ def test_audience_templates_give_one_boolean_field_and_one_list_per_audience(tmp
         ("audience_vip", "cdp_audience_vip", "bool")]
     assert sync.lists == {"vip": "cdp: vip"}
 
+
+
+def test_a_sync_file_that_is_not_yaml_names_the_file_and_the_line(tmp_path):
+    from cdp_assets.activation.records.config import load_syncs
+
+    (tmp_path / "crm.yaml").write_text("destination: hubspot\n: [\n")
+    with pytest.raises(ConfigError) as raised:
+        load_syncs(discover(), MODELS, ("vip",), tmp_path)
+    assert str(raised.value).startswith(f"{tmp_path / 'crm.yaml'}: is not valid YAML at line ")

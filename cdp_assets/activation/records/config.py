@@ -198,7 +198,12 @@ def load_syncs(destinations: Mapping[str, RecordsDestination], models: Mapping[s
         raise ConfigError(f"{folder}: CDP_SYNCS_DIR must be a folder of sync YAML files")
     syncs = []
     for path in sorted(folder.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}: is not valid YAML{where}: {getattr(error, 'problem', None) or error}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         if data.get("enabled", True) is not False:
