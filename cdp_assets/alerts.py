@@ -23,7 +23,8 @@ from urllib3.util.retry import Retry
 from cdp_assets import settings
 from cdp_assets.activation.transport import scrub
 
-SECRET_NAMES = re.compile(r"(TOKEN|SECRET|PASSWORD|_KEY|WEBHOOK_URL)$")
+# A webhook sync's URL (CDP_WEBHOOK_<NAME>_URL) is its credential, as the alert webhook's is.
+SECRET_NAMES = re.compile(r"(TOKEN|SECRET|PASSWORD|_KEY|WEBHOOK_URL)$|^CDP_WEBHOOK_\w+_URL$")
 EMAIL = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+\.[A-Za-z]{2,}")
 PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 MESSAGE_LIMIT = 2_000

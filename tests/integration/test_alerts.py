@@ -87,3 +87,8 @@ def test_a_run_launched_by_the_command_line_is_left_to_the_command(tmp_path, mon
     run_failure_alerts(context)
 
     assert not (tmp_path / "failures.jsonl").exists()
+
+
+def test_clean_removes_a_webhook_syncs_url(monkeypatch):
+    monkeypatch.setenv("CDP_WEBHOOK_ZAPIER_LEADS_URL", "https://hooks.zapier.com/hooks/catch/123/abcdef/")
+    assert clean("POST https://hooks.zapier.com/hooks/catch/123/abcdef/ failed") == "POST [redacted] failed"
