@@ -152,18 +152,19 @@ def record(warehouse: WarehouseResource, conn: Connection, destination: str, run
 
 
 def journal(warehouse: WarehouseResource, conn: Connection, destination: str, run_id: str,
-            entries: list[Entry], seq: int) -> None:
-    """`record`, appended to the journal instead (`seq` orders the entries of one key); `fold` applies it."""
+            entries: list[tuple[int, Entry]]) -> None:
+    """`record`, appended to the journal instead, each entry with its sequence number (the latest entry of a key
+    wins); `fold` applies it."""
     if not entries:
         return
-    n = len(entries)
     warehouse.append_arrow(conn, LEDGER_JOURNAL.name, pa.table({
-        "record_key": [e.key for e in entries], "operation": [e.operation for e in entries],
-        "partition_key": [e.partition_key for e in entries], "status": [e.status for e in entries],
-        "attempts": pa.array([e.attempts for e in entries], pa.int32()),
-        "last_error": pa.array([e.last_error for e in entries], pa.string()),
-        "trace_id": pa.array([e.trace_id for e in entries], pa.string()),
-        "seq": pa.array([seq] * n, pa.int64())}), {"destination": destination, "run_id": run_id, "updated_at": now()})
+        "record_key": [e.key for _, e in entries], "operation": [e.operation for _, e in entries],
+        "partition_key": [e.partition_key for _, e in entries], "status": [e.status for _, e in entries],
+        "attempts": pa.array([e.attempts for _, e in entries], pa.int32()),
+        "last_error": pa.array([e.last_error for _, e in entries], pa.string()),
+        "trace_id": pa.array([e.trace_id for _, e in entries], pa.string()),
+        "seq": pa.array([seq for seq, _ in entries], pa.int64())}),
+        {"destination": destination, "run_id": run_id, "updated_at": now()})
 
 
 def fold(warehouse: WarehouseResource, conn: Connection, destination: str) -> None:

@@ -1,7 +1,9 @@
 """The sender: records in batches at the platform's limit, effectively once, with bisection and dead letters.
 
 Per batch: mark its records in flight (committed), send with retries on transient failures, then commit
-the outcome, the attempt log and any acknowledgement side effect (audience acks) in one transaction. A
+the outcome, the attempt log and any acknowledgement side effect (audience acks) in one transaction; or, for
+a buffered sender (records syncs, whose caller marks a whole page in flight first), gather them and commit a
+whole `deliver` call's worth in one transaction at its end. A
 batch the platform rejects as a whole is split in halves until the bad records stand alone; they are
 dead-lettered with the platform's reason and every other record goes through. An authentication failure
 stops the destination at once: retrying cannot fix a token.
@@ -70,6 +72,40 @@ class Channel(Protocol):
 Acked = Callable[[Connection, str, list[Item]], None]
 
 
+class Gathered:
+    """An acknowledgement a buffered sender gathers batch by batch and writes once per `deliver` call: a page's
+    acknowledgements in one statement rather than one per batch of a hundred."""
+
+    def gather(self, operation: str, items: list[Item], reply: Reply | None) -> None:
+        raise NotImplementedError
+
+    def write(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def __call__(self, conn: Connection, operation: str, items: list[Item], reply: Reply | None = None) -> None:
+        """Gather and write at once (an acknowledgement outside a buffered batch)."""
+        self.gather(operation, items, reply)
+        self.write(conn)
+
+
+LOG_SCHEMA = pa.schema([
+    ("destination", pa.string()), ("operation", pa.string()), ("method", pa.string()), ("url", pa.string()),
+    ("partition_key", pa.string()), ("run_id", pa.string()), ("batch_no", pa.int32()), ("record_count", pa.int32()),
+    ("request_body", pa.string()), ("status", pa.string()), ("http_status", pa.int32()), ("attempt", pa.int32()),
+    ("response_body", pa.string()), ("created_at", pa.timestamp("us")),
+])
+
+
+@dataclass
+class _Gathering:
+    """What a buffered sender's batches did since the start of the current `deliver` call."""
+
+    log: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[tuple[int, Entry]] = field(default_factory=list)
+    dead: list[tuple[str, str, str]] = field(default_factory=list)
+    acks: list[tuple[Acked, str, list[Item], Reply]] = field(default_factory=list)
+
+
 @dataclass
 class Tally:
     sent: int = 0
@@ -86,9 +122,11 @@ class Tally:
 
 class Sender:
     def __init__(self, warehouse: WarehouseResource, destination: str, channel: Channel, run_id: str,
-                 policy: RetryPolicy, session: requests.Session | None = None, journal: bool = False) -> None:
-        """`journal`: batch outcomes are appended to the ledger's journal, which the caller folds into the ledger
-        (`ledger.fold`) a page at a time, before it reads the ledger again."""
+                 policy: RetryPolicy, session: requests.Session | None = None, buffered: bool = False) -> None:
+        """`buffered`: each `deliver` call's batch outcomes, attempt log, dead letters and acknowledgements are
+        committed together at its end, the outcomes to the ledger's journal, which the caller folds into the
+        ledger (`ledger.fold`) before it reads the ledger again. The caller marks the records in flight first: a
+        killed run leaves them so, to be read back or sent again."""
         self.warehouse, self.destination, self.channel = warehouse, destination, channel
         self.run_id, self.policy = run_id, policy
         self.session = session or requests.Session()
@@ -96,8 +134,9 @@ class Sender:
         self._batch_no = 0
         self._conn: Connection | None = None
         self.last_reply: Reply | None = None  # the answer whose accepted records `on_acked` is recording
-        self._journal = journal
+        self._buffered = buffered
         self._seq = 0
+        self._gathering = _Gathering()
         with warehouse.begin() as conn:
             ledger.ensure_tables(warehouse, conn)
             for table in (EGRESS_REQUESTS, DEAD_LETTERS):
@@ -118,13 +157,16 @@ class Sender:
         batches = [items[i:i + limit] for i in range(0, len(items), limit)]
         tries = dict(attempts)
         with self if self._conn is None else nullcontext():
-            for number, batch in enumerate(batches, start=1):
-                self._deliver_batch(operation, batch, tries, on_acked, number == len(batches),
-                                    ledger_operation or operation, marked)
-                if in_order and self.tally.failed != failed_before:
-                    break
-                if getattr(self.channel, "parked", None):  # the platform asked for no more today (a daily limit)
-                    break
+            try:
+                for number, batch in enumerate(batches, start=1):
+                    self._deliver_batch(operation, batch, tries, on_acked, number == len(batches),
+                                        ledger_operation or operation, marked)
+                    if in_order and self.tally.failed != failed_before:
+                        break
+                    if getattr(self.channel, "parked", None):  # the platform asked for no more today
+                        break
+            finally:
+                self._flush()
         return self.tally.failed == failed_before
 
     def __enter__(self) -> Sender:
@@ -149,12 +191,49 @@ class Sender:
             with self._conn.begin():
                 yield self._conn
 
-    def _record(self, conn: Connection, entries: list[Entry]) -> None:
-        if self._journal:
+    def _settle(self, request: Request, log: list[tuple[Reply, int]], items: list[Item], entries: list[Entry],
+                dead: list[tuple[str, str, str]] | None = None,
+                ack: tuple[Acked, str, list[Item]] | None = None) -> None:
+        """A batch's attempt log, ledger entries, dead letters and acknowledgement: committed now, or, buffered,
+        at the end of the `deliver` call."""
+        rows = self._log_rows(request, log, items)
+        if self._buffered:
             self._seq += 1
-            ledger.journal(self.warehouse, conn, self.destination, self.run_id, entries, self._seq)
-        else:
+            gathering = self._gathering
+            gathering.log += rows
+            gathering.entries += [(self._seq, e) for e in entries]
+            gathering.dead += dead or []
+            if ack is not None and self.last_reply is not None:
+                gathering.acks.append((*ack, self.last_reply))
+            return
+        with self.transaction() as conn:
+            self._append_log(conn, rows)
             ledger.record(self.warehouse, conn, self.destination, self.run_id, entries)
+            if dead:
+                dead_letter_rows(self.warehouse, conn, self.destination, self.run_id, dead)
+            if ack is not None:
+                on_acked, operation, accepted = ack
+                on_acked(conn, operation, accepted)
+
+    def _flush(self) -> None:
+        """Commit what a buffered sender gathered, in one transaction."""
+        gathering, self._gathering = self._gathering, _Gathering()
+        if not (gathering.log or gathering.entries):
+            return
+        with self.transaction() as conn:
+            self._append_log(conn, gathering.log)
+            ledger.journal(self.warehouse, conn, self.destination, self.run_id, gathering.entries)
+            dead_letter_rows(self.warehouse, conn, self.destination, self.run_id, gathering.dead)
+            gathered: list[Gathered] = []
+            for on_acked, operation, items, reply in gathering.acks:
+                if isinstance(on_acked, Gathered):
+                    on_acked.gather(operation, items, reply)
+                    gathered += [] if any(g is on_acked for g in gathered) else [on_acked]
+                else:
+                    self.last_reply = reply
+                    on_acked(conn, operation, items)
+            for acknowledgement in gathered:
+                acknowledgement.write(conn)
 
     def call(self, request: Request, partition_key: str) -> Reply:
         """One request that carries no records (create a job, run it, ask its status), retried and logged."""
@@ -163,7 +242,7 @@ class Sender:
         log: list[tuple[Reply, int]] = []
         reply = self._send(request, request.operation, log)
         with self.transaction() as conn:
-            self._log_attempts(conn, request, log, [Item("", None, partition_key)])
+            self._append_log(conn, self._log_rows(request, log, [Item("", None, partition_key)]))
         if reply.kind == AUTH:
             raise DestinationStopped(f"{self.destination}: the platform refused the credentials "
                                      f"({reply.message}); fix the token, then re-run")
@@ -200,24 +279,24 @@ class Sender:
         if not marked:
             for item in items:
                 attempts[item.key] = attempts.get(item.key, 0) + 1
-            with self.transaction() as conn:
-                self._record(conn,
-                              self._entries(items, recorded_as, IN_FLIGHT, attempts))
+            in_flight = self._entries(items, recorded_as, IN_FLIGHT, attempts)
+            if self._buffered:  # a half of a split batch whose page is already marked: counted, not committed
+                self._seq += 1
+                self._gathering.entries += [(self._seq, e) for e in in_flight]
+            else:
+                with self.transaction() as conn:
+                    ledger.record(self.warehouse, conn, self.destination, self.run_id, in_flight)
         request = assemble(lambda records: self.channel.request(operation, records, last), [i.payload for i in items])
         self._batch_no += 1
         self.tally.requests += 1
         log: list[tuple[Reply, int]] = []
         reply = self._send(request, operation, log)
         if reply.kind == AUTH:
-            with self.transaction() as conn:
-                self._log_attempts(conn, request, log, items)
-                self._record(conn,
-                              self._entries(items, recorded_as, FAILED, attempts, reply.message))
+            self._settle(request, log, items, self._entries(items, recorded_as, FAILED, attempts, reply.message))
             raise DestinationStopped(f"{self.destination}: the platform refused the credentials "
                                      f"({reply.message}); fix the token, then re-run")
         if reply.kind == REJECTED and len(items) > 1:
-            with self.transaction() as conn:
-                self._log_attempts(conn, request, log, items)
+            self._settle(request, log, items, [])
             self.tally.bisections += 1
             half = len(items) // 2
             self._deliver_batch(operation, items[:half], attempts, on_acked, False, recorded_as)
@@ -236,45 +315,37 @@ class Sender:
         self.tally.reported.update(reply.reported)
         if reply.trace_id:
             self.tally.trace_ids.append(reply.trace_id)
-        with self.transaction() as conn:
-            self._log_attempts(conn, request, log, items)
-            entries = self._entries(accepted, recorded_as, SENT, attempts, None, reply.trace_id)
-            entries += [Entry(i.key, i.extra.get("recorded_as", recorded_as), i.partition_key, DEAD_LETTER,
-                              attempts[i.key], reason, reply.trace_id) for i, reason in dead]
-            entries += self._entries(retry_later, recorded_as, FAILED, attempts, reply.message, reply.trace_id)
-            entries += [Entry(i.key, i.extra.get("recorded_as", recorded_as), i.partition_key, FAILED,
-                              attempts.get(i.key, 0), reason, reply.trace_id) for i, reason in passing]
-            self._record(conn, entries)
-            if dead:
-                dead_letter_rows(self.warehouse, conn, self.destination, self.run_id,
-                                 [(i.partition_key, i.key, reason) for i, reason in dead])
-            if accepted and on_acked:
-                self.last_reply = reply
-                on_acked(conn, operation, accepted)
+        entries = self._entries(accepted, recorded_as, SENT, attempts, None, reply.trace_id)
+        entries += [Entry(i.key, i.extra.get("recorded_as", recorded_as), i.partition_key, DEAD_LETTER,
+                          attempts[i.key], reason, reply.trace_id) for i, reason in dead]
+        entries += self._entries(retry_later, recorded_as, FAILED, attempts, reply.message, reply.trace_id)
+        entries += [Entry(i.key, i.extra.get("recorded_as", recorded_as), i.partition_key, FAILED,
+                          attempts.get(i.key, 0), reason, reply.trace_id) for i, reason in passing]
+        if accepted and on_acked:
+            self.last_reply = reply
+        self._settle(request, log, items, entries, [(i.partition_key, i.key, reason) for i, reason in dead],
+                     (on_acked, operation, accepted) if accepted and on_acked else None)
         self.tally.sent += len(accepted)
         self.tally.dead_letters += len(dead)
         self.tally.failed += len(retry_later) + len(passing)
         for _, reason in dead:
             self.tally.reasons[reason[:120]] += 1
 
-    def _log_attempts(self, conn: Connection, request: Request, log: list[tuple[Reply, int]],
-                      items: list[Item]) -> None:
-        count = len(log)
-        if not count:
-            return
-        body = request.text
+    def _log_rows(self, request: Request, log: list[tuple[Reply, int]], items: list[Item]) -> list[dict[str, Any]]:
+        """One `activation.egress_requests` row per attempt of the request."""
+        if not log:
+            return []
         partitions = sorted({i.partition_key for i in items})
         status = {OK: "sent", PARTIAL: "sent", REJECTED: "dead_letter"}
-        self.warehouse.append_arrow(conn, EGRESS_REQUESTS.name, pa.table({
-            "destination": [self.destination] * count, "operation": [request.operation] * count,
-            "method": [request.method] * count, "url": [scrub(request.url, self.channel.secrets())] * count,
-            "partition_key": [partitions[0] if len(partitions) == 1 else ",".join(partitions)] * count,
-            "run_id": [self.run_id] * count, "batch_no": pa.array([self._batch_no] * count, pa.int32()),
-            "record_count": pa.array([request.record_count] * count, pa.int32()),
-            "request_body": [body] * count,
-            "status": [status.get(r.kind, "failed") for r, _ in log],
-            "http_status": pa.array([r.http_status for r, _ in log], pa.int32()),
-            "attempt": pa.array([n for _, n in log], pa.int32()),
-            "response_body": [r.body_text[:10_000] or r.message for r, _ in log],
-            "created_at": pa.array([ledger.now()] * count, pa.timestamp("us")),
-        }))
+        common = {
+            "destination": self.destination, "operation": request.operation, "method": request.method,
+            "url": scrub(request.url, self.channel.secrets()),
+            "partition_key": partitions[0] if len(partitions) == 1 else ",".join(partitions),
+            "run_id": self.run_id, "batch_no": self._batch_no, "record_count": request.record_count,
+            "request_body": request.text, "created_at": ledger.now()}
+        return [{**common, "status": status.get(r.kind, "failed"), "http_status": r.http_status, "attempt": n,
+                 "response_body": r.body_text[:10_000] or r.message} for r, n in log]
+
+    def _append_log(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.warehouse.append_arrow(conn, EGRESS_REQUESTS.name, pa.Table.from_pylist(rows, LOG_SCHEMA))

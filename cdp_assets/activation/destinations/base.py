@@ -147,12 +147,25 @@ def formatted(value: Any, kind: str) -> str:
     if kind == "bool":
         return "true" if value else "false"
     if kind == "number":
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-        text = format(number.normalize(), "f")
-        return "0" if text in ("-0", "") else text
+        return _number(value)
     if kind == "datetime" and isinstance(value, datetime):
-        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        moment = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+        return moment.isoformat(timespec="milliseconds") + "Z"
     if kind == "date" and isinstance(value, date | datetime):
         return (value.date() if isinstance(value, datetime) else value).isoformat()
     return str(value)
+
+
+def _number(value: Any) -> str:
+    """Plain decimal digits, no trailing zeros; the common forms (integers, decimals the warehouse prints
+    without an exponent) are read off their text, a million times a sync."""
+    if type(value) is int:
+        return str(value)
+    text = str(value)
+    if "E" not in text and "e" not in text and text[-1].isdigit() and isinstance(value, Decimal | float):
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text
+    number = value if isinstance(value, Decimal) else Decimal(text)
+    text = format(number.normalize(), "f")
+    return "0" if text in ("-0", "") else text

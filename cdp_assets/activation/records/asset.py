@@ -29,8 +29,8 @@ from cdp_assets.activation.plan import (
 )
 from cdp_assets.activation.records import jobs, run, sql, state
 from cdp_assets.activation.records.config import Sync
-from cdp_assets.activation.sender import DestinationStopped, Item, Sender
-from cdp_assets.activation.transport import RetryPolicy
+from cdp_assets.activation.sender import DestinationStopped, Gathered, Item, Sender
+from cdp_assets.activation.transport import Reply, RetryPolicy
 from cdp_assets.resources.warehouse import WarehouseResource, pool_for
 
 
@@ -44,17 +44,27 @@ def upstream(sync: Sync) -> list[str]:
     return [*keys, *(f"audiences/{a}" for a in sync.audiences)]
 
 
-def _acked_upserts(sender: Sender, sync: Sync) -> run.Acked:
-    """Upserts the destination accepted, journaled with the batch's ledger outcome and folded once per page."""
-    counter = iter(range(1, 1 << 62))
+class _AckedUpserts(Gathered):
+    """Upserts the destination accepted, gathered batch by batch and journaled once per page, with the page's
+    ledger outcomes; `run.fold` applies the journal to record_state."""
 
-    def acked(conn: Connection, operation: str, items: list[Item]) -> None:
-        ids = sender.last_reply.ids if sender.last_reply else {}
-        state.journal(sender.warehouse, conn, sync.name, sender.run_id, next(counter), [
-            {"record_key": i.key, "fingerprint": i.extra["fingerprint"], "destination_id": ids.get(i.key),
-             "profile_id": i.extra["profile_id"], "email_sha256": i.extra["email_sha256"],
-             "phone_sha256": i.extra["phone_sha256"]} for i in items])
-    return acked
+    def __init__(self, sender: Sender, sync: Sync) -> None:
+        self.sender, self.sync = sender, sync
+        self.rows: list[tuple[int, dict[str, Any]]] = []
+        self.seq = 0
+
+    def gather(self, operation: str, items: list[Item], reply: Reply | None) -> None:
+        reply = reply or self.sender.last_reply
+        ids = reply.ids if reply else {}
+        self.seq += 1
+        self.rows += [(self.seq, {"record_key": i.key, "fingerprint": i.extra["fingerprint"],
+                                  "destination_id": ids.get(i.key), "profile_id": i.extra["profile_id"],
+                                  "email_sha256": i.extra["email_sha256"], "phone_sha256": i.extra["phone_sha256"]})
+                      for i in items]
+
+    def write(self, conn: Connection) -> None:
+        rows, self.rows = self.rows, []
+        state.journal(self.sender.warehouse, conn, self.sync.name, self.sender.run_id, rows)
 
 
 def _forgotten(sender: Sender, sync: Sync) -> run.Acked:
@@ -96,8 +106,8 @@ def _dry_run(warehouse: WarehouseResource, sync: Sync, destination: RecordsDesti
     deleted = run.deletions(warehouse, sync) if destination.deletes else []
     plan.counts["deleted"] = len(deleted)
     requests += run.batches(client, "gdpr_delete", [d for _, d in deleted])
+    run.check_changes(warehouse, sync, destination, plan)
     for page in run.pages(warehouse, sync, client, day):
-        run.check_page(page, sync, destination, plan)
         requests += run.batches(client, "upsert", [i.payload for i in page])
     requests += _leavers(warehouse, sync, client, plan, None, day)
     for operation in _follow_ups(client):
@@ -149,7 +159,7 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
     day = run.today()
     # Safety first, over every change, before anything is sent.
     run.check_changes(warehouse, sync, destination, plan)
-    sender = Sender(warehouse, sync.name, client, context.run.run_id, policy, journal=True)
+    sender = Sender(warehouse, sync.name, client, context.run.run_id, policy, buffered=True)
     if plan.problems:
         return sender
     with sender:
@@ -166,13 +176,11 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
             plan.counts.update(jobs.settle(sender, sync, client.job_outcome, call))
         if full_resync:
             run.forget_acknowledgements(sender, sync)
-        acked = _acked_upserts(sender, sync)
+        acked: run.Acked = _AckedUpserts(sender, sync)
         if destination.jobs:
             acked = jobs.submitted(sender, sync, client.job_of, acked)
         confirm = (lambda payloads: client.confirm(payloads, call)) if destination.confirms else None
         for page in run.pages(warehouse, sync, client, day):
-            if plan.sample is None and page:
-                plan.sample = run.redacted(page[0].extra["sample"], destination.policy(sync))
             run.deliver(sender, "upsert", page, acked, confirm)
             if client.parked:
                 break
@@ -196,8 +204,7 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
 def _snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync: Sync,
               destination: RecordsDestination, client: RecordsClient, plan: run.Plan, mode: str) -> str:
     """A destination that takes whole snapshots (files): the targets are checked, then written in one piece."""
-    for page in run.pages(warehouse, sync, client, run.today(), sql.targets_table(sync)):
-        run.check_page(page, sync, destination, plan)
+    run.check_changes(warehouse, sync, destination, plan, sql.targets_table(sync))
     if plan.problems:
         return "unsafe"
     assert destination.snapshot is not None

@@ -104,35 +104,29 @@ def pages(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, day: 
           table: str | None = None) -> Iterator[list[Item]]:
     """The changed records (or, given `table`, the rows of that table) as sender items, a page at a time."""
     pairs = [(f.field, c) for f, c in zip(sync.all_fields, sql.sent_columns(sync), strict=True)]
-    strings = {f.field for f in sync.all_fields if f.type == "string"}
     for rows in _row_pages(warehouse, sync, table):
-        items = []
-        for n, r in enumerate(rows):
-            fields = {name: r[c] for name, c in pairs}
-            # The safety check reads the key and every field, the string ones with their values: typed values
-            # cannot hold free text.
-            checked = {sync.key.field: r["key_value"], **{k: v if k in strings else None for k, v in fields.items()}}
-            items.append(Item(r["record_key"], client.record(r["key_value"], fields, r["record_key"]), day, {
-                "recorded_as": f"upsert:{r['fingerprint']}", "fingerprint": r["fingerprint"],
-                "profile_id": r["profile_id"], "email_sha256": r["email_sha256"], "phone_sha256": r["phone_sha256"],
-                "checked": checked, **({"sample": outbound(sync, r)} if n == 0 else {})}))
-        yield items
+        yield [Item(r["record_key"], client.record(r["key_value"], {name: r[c] for name, c in pairs}, r["record_key"]),
+                    day, {"recorded_as": f"upsert:{r['fingerprint']}", "fingerprint": r["fingerprint"],
+                          "profile_id": r["profile_id"], "email_sha256": r["email_sha256"],
+                          "phone_sha256": r["phone_sha256"]}) for r in rows]
 
 
 def _row_pages(warehouse: WarehouseResource, sync: Sync, table: str | None = None,
                columns: str = "*") -> Iterator[list[dict[str, Any]]]:
-    """The rows of the changes table (or of `table`), a page at a time."""
+    """The rows of the changes table (or of `table`), a page at a time, read on one connection."""
     table = table or sql.changes_table(sync)
-    with warehouse.begin() as conn:
-        total = int(warehouse.scalar(conn, f"SELECT count(*) FROM {table}"))
-    for start in range(0, total, PAGE):
-        # The changes are numbered as they are built; any other table pages by its key.
-        window = f"WHERE rn > {start} AND rn <= {start + PAGE} ORDER BY rn" if table == sql.changes_table(sync) \
-            else f"ORDER BY record_key LIMIT {PAGE} OFFSET {start}"
-        with warehouse.begin() as conn:
-            result = warehouse.run(conn, f"SELECT {columns} FROM {table} {window}")
-            names = list(result.keys())
-            yield [dict(zip(names, r, strict=True)) for r in result.all()]
+    with warehouse.session() as conn:
+        with conn.begin():
+            total = int(warehouse.scalar(conn, f"SELECT count(*) FROM {table}"))
+        for start in range(0, total, PAGE):
+            # The changes are numbered as they are built; any other table pages by its key.
+            window = f"WHERE rn > {start} AND rn <= {start + PAGE} ORDER BY rn" \
+                if table == sql.changes_table(sync) else f"ORDER BY record_key LIMIT {PAGE} OFFSET {start}"
+            with conn.begin():
+                result = warehouse.run(conn, f"SELECT {columns} FROM {table} {window}")
+                names = list(result.keys())
+                rows = [dict(zip(names, r, strict=True)) for r in result.all()]
+            yield rows
 
 
 def outbound(sync: Sync, row: dict[str, Any]) -> dict[str, str]:
@@ -141,16 +135,32 @@ def outbound(sync: Sync, row: dict[str, Any]) -> dict[str, str]:
     return {sync.key.field: row["key_value"], **{f.field: formatted(fields[f.field], f.type) for f in sync.all_fields}}
 
 
-def check_changes(warehouse: WarehouseResource, sync: Sync, destination: RecordsDestination, plan: Plan) -> None:
-    """The safety check over every change, before anything is sent: only the key and the string fields are read."""
-    pairs = [(f.field, c if f.type == "string" else None)
-             for f, c in zip(sync.all_fields, sql.sent_columns(sync), strict=True)]
+def check_changes(warehouse: WarehouseResource, sync: Sync, destination: RecordsDestination, plan: Plan,
+                  table: str | None = None) -> None:
+    """The safety check over every record to send (the changes, or every row of `table`), before anything is
+    sent, and the first of them as the run's redacted sample. Each distinct value of the key and of the free-text
+    fields is checked once and counts for the records that hold it; typed values cannot hold free text."""
+    table = table or sql.changes_table(sync)
     check = RecordCheck(sync, destination.policy(sync))
-    strings = [c for _, c in pairs if c]
-    for rows in _row_pages(warehouse, sync, columns=", ".join(["rn", "key_value", *strings])):
-        for row in rows:
-            check({sync.key.field: row["key_value"], **{name: row[c] if c else None for name, c in pairs}},
-                  plan.problems)
+    columns = {sync.key.field: "key_value", **dict(zip((f.field for f in sync.all_fields), sql.sent_columns(sync),
+                                                       strict=True))}
+    with warehouse.begin() as conn:
+        total = int(warehouse.scalar(conn, f"SELECT count(*) FROM {table}"))
+        if not total:
+            return
+        for name, column in columns.items():
+            if check.always_fails(name):
+                plan.problems[check.problem(name, None)] += total
+            elif check.reads_values(name):
+                for value, n in warehouse.run(conn, f"SELECT {column}, count(*) FROM {table} GROUP BY {column}"):
+                    problem = check.problem(name, value)
+                    if problem:
+                        plan.problems[problem] += int(n)
+        order = "rn" if table == sql.changes_table(sync) else "record_key"
+        result = warehouse.run(conn, f"SELECT * FROM {table} ORDER BY {order} LIMIT 1")
+        first = dict(zip(result.keys(), result.one(), strict=True))
+    plan.sample = redacted(outbound(sync, first), destination.policy(sync))
+
 
 def keyed(warehouse: WarehouseResource, select_sql: str, params: dict) -> list[tuple[str, str]]:
     """(record key, destination id) rows of a query, for the small sets: deletions, leavers, list changes."""
@@ -164,14 +174,6 @@ def deletions(warehouse: WarehouseResource, sync: Sync) -> list[tuple[str, str]]
                 and warehouse.table_exists(conn, "core.deletion_pending_profiles")):
             return []
     return keyed(warehouse, sql.DELETED_SQL, {"s": sync.name})
-
-
-def check_page(items: list[Item], sync: Sync, destination: RecordsDestination, plan: Plan) -> None:
-    check = RecordCheck(sync, destination.policy(sync))
-    for item in items:
-        check(item.extra["checked"], plan.problems)
-    if items and plan.sample is None:
-        plan.sample = redacted(items[0].extra["sample"], destination.policy(sync))
 
 
 def redacted(record: dict[str, Any], policy: PiiPolicy) -> dict[str, Any]:

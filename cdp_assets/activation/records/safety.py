@@ -31,18 +31,33 @@ class RecordCheck:
     def __call__(self, fields: Mapping[str, object], problems: Counter) -> None:
         """Count what is wrong with one outbound record, given as destination field -> value."""
         for name, value in fields.items():
-            if name in self.policy.hashed:
-                if value and not HEX64.fullmatch(str(value)):
-                    problems[f"{name} is not 64 lowercase hex"] += 1
-            elif name in self.allowed:
-                continue
-            elif name in self.policy.clear:
-                problems[f"{name} is personal data the sync does not map"] += 1
-            elif isinstance(value, str) and value and self.typed.get(name, "string") == "string":
-                if "@" in value and LOOKS_LIKE_EMAIL.search(value):
-                    problems[f"{name} holds something shaped like an email address"] += 1
-                elif value[0] in PHONE_START and LOOKS_LIKE_PHONE.fullmatch(value):
-                    problems[f"{name} holds something shaped like a phone number"] += 1
+            problem = self.problem(name, value)
+            if problem:
+                problems[problem] += 1
+
+    def problem(self, name: str, value: object) -> str | None:
+        """What is wrong with one outbound field's value, if anything."""
+        if name in self.policy.hashed:
+            return f"{name} is not 64 lowercase hex" if value and not HEX64.fullmatch(str(value)) else None
+        if name in self.allowed:
+            return None
+        if name in self.policy.clear:
+            return f"{name} is personal data the sync does not map"
+        if isinstance(value, str) and value and self.typed.get(name, "string") == "string":
+            if "@" in value and LOOKS_LIKE_EMAIL.search(value):
+                return f"{name} holds something shaped like an email address"
+            if value[0] in PHONE_START and LOOKS_LIKE_PHONE.fullmatch(value):
+                return f"{name} holds something shaped like a phone number"
+        return None
+
+    def reads_values(self, name: str) -> bool:
+        """Whether the field's values matter (hashed, or free text that may hold personal data); the others
+        pass or fail whatever they hold."""
+        return name in self.policy.hashed or (name not in self.allowed and name not in self.policy.clear
+                                              and self.typed.get(name, "string") == "string")
+
+    def always_fails(self, name: str) -> bool:
+        return name not in self.policy.hashed and name not in self.allowed and name in self.policy.clear
 
 
 def record_problems(fields: Mapping[str, object], sync: Sync, policy: PiiPolicy, problems: Counter) -> None:

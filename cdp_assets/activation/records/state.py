@@ -82,14 +82,15 @@ def acknowledge(warehouse: WarehouseResource, conn: Connection, sync: str, run_i
                   {"s": sync, "status": status, "at": now(), "run": run_id})
 
 
-def journal(warehouse: WarehouseResource, conn: Connection, sync: str, run_id: str, seq: int,
-            rows: list[Mapping[str, str | None]]) -> None:
-    """`acknowledge` (status `present`), appended to the journal; `fold` applies it."""
+def journal(warehouse: WarehouseResource, conn: Connection, sync: str, run_id: str,
+            rows: list[tuple[int, Mapping[str, str | None]]]) -> None:
+    """`acknowledge` (status `present`), appended to the journal, each row with its sequence number (the latest
+    row of a record wins); `fold` applies it."""
     if not rows:
         return
     warehouse.append_arrow(conn, STATE_JOURNAL.name, pa.table(
-        {**{c: pa.array([r.get(c) for r in rows], pa.string()) for c in STRING_COLUMNS},
-         "seq": pa.array([seq] * len(rows), pa.int64())}), {"sync": sync, "updated_at": now(), "run_id": run_id})
+        {**{c: pa.array([r.get(c) for _, r in rows], pa.string()) for c in STRING_COLUMNS},
+         "seq": pa.array([seq for seq, _ in rows], pa.int64())}), {"sync": sync, "updated_at": now(), "run_id": run_id})
 
 
 def fold(warehouse: WarehouseResource, conn: Connection, sync: str) -> None:
