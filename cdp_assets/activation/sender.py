@@ -29,6 +29,7 @@ from cdp_assets.activation.transport import (
     OK,
     PARTIAL,
     REJECTED,
+    EgressSession,
     Reply,
     Request,
     RetryPolicy,
@@ -129,7 +130,7 @@ class Sender:
         killed run leaves them so, to be read back or sent again."""
         self.warehouse, self.destination, self.channel = warehouse, destination, channel
         self.run_id, self.policy = run_id, policy
-        self.session = session or requests.Session()
+        self.session = session or EgressSession()
         self.tally = Tally()
         self._batch_no = 0
         self._conn: Connection | None = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -141,6 +142,23 @@ def http_reply(status: int, text: str, headers: Mapping[str, str], message: str 
 
 
 Interpret = Callable[[int, str, Mapping[str, str]], Reply]
+
+
+class EgressSession(requests.Session):
+    """A session that works out the environment's proxy and CA settings once per host: requests reads them from
+    the environment on every request, which cost more than building the request's JSON."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple, dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        parts = urlsplit(url.decode() if isinstance(url, bytes) else url or "")
+        key = (parts.scheme, parts.netloc, repr(proxies), stream, verify, cert)
+        if key not in self._environment:
+            self._environment[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        return self._environment[key]
 
 
 def send_with_retry(
