@@ -2,8 +2,11 @@
 handled as the sync declares, audience lists brought in line; or, in a dry run, all of it recorded as the
 requests it would send.
 
-The diff is computed in the warehouse (`records/sql.py`); only changed rows are read, a page at a time, and
-each batch's outcome is committed with the ledger, so a killed run resumes where it stopped.
+The diff is computed in the warehouse (`records/sql.py`); only changed rows are read, a page at a time. A
+page's records are marked in flight, and committed, before the first of its requests leaves; its batches'
+outcomes, request log and acknowledgements are committed together once the page is sent (one transaction per
+page, not three appends and a commit per batch of a hundred). A killed run leaves at most that page in flight:
+the next run reads it back where the destination can (HubSpot), or sends it again, an upsert of the same values.
 """
 
 from __future__ import annotations
