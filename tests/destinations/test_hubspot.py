@@ -261,3 +261,19 @@ def test_new_rows_only_records_todays_rows_as_there_and_sends_only_later_ones(wa
                        "order_count) VALUES ('p9', 'new@example.com', 'Nia', 5, 1)")
     materialize(warehouse, sync)
     assert upserted(hubspot) == ["new@example.com"]
+
+
+def test_free_text_the_check_refuses_counts_once_for_every_record_holding_it_and_nothing_is_sent(
+        world, hubspot, tmp_path):
+    warehouse, _ = world
+    execute(warehouse, "UPDATE core.unified_profiles SET rfm_segment = '+1 415 555 0101' "
+                       "WHERE profile_id IN ('p1', 'p2')")
+    execute(warehouse, "UPDATE core.unified_profiles SET rfm_segment = 'write to ada@example.com' "
+                       "WHERE profile_id = 'p3'")
+    sync = make_sync(tmp_path, fields={"rfm_segment": {"field": "cdp_notes"}})
+    result = materialize(warehouse, sync)
+
+    [safety] = [e for e in result.get_asset_check_evaluations() if e.check_name == "outbound_payloads_are_safe"]
+    assert safety.metadata["problems"].value == {"cdp_notes holds something shaped like a phone number": 2,
+                                                 "cdp_notes holds something shaped like an email address": 1}
+    assert (metadata(result)["outcome"], upserted(hubspot)) == ("unsafe", [])

@@ -16,7 +16,7 @@ from cdp_assets.activation.destinations.meta.client import MetaCapi
 from cdp_assets.activation.destinations.pinterest.client import PinterestConversions
 from cdp_assets.activation.destinations.tiktok.client import TikTokEvents
 from cdp_assets.activation.ledger import SENT, TO_SEND, Entry
-from cdp_assets.activation.sender import DestinationStopped, Item, Sender
+from cdp_assets.activation.sender import DestinationStopped, Gathered, Item, Sender
 from cdp_assets.activation.transport import RetryPolicy
 from cdp_assets.resources.warehouse import WarehouseResource
 from tests.fakes.ads import META_TOKEN, FakeAds
@@ -243,3 +243,38 @@ def test_a_sender_killed_mid_sync_resumes_and_loses_nothing(duck, after_acceptin
         # Inside the window the resent batch reached Meta twice; Meta keeps one per (event_name, event_id).
         assert fake.duplicates("meta") == duplicated
         assert statuses(duck, "meta_capi") == {SENT: 5000}
+
+
+class _Acknowledged(Gathered):
+    def __init__(self) -> None:
+        self.gathered: list[str] = []
+        self.writes: list[list[str]] = []
+
+    def gather(self, operation, items, reply) -> None:
+        self.gathered += [i.key for i in items]
+
+    def write(self, conn) -> None:
+        self.writes.append(self.gathered)
+        self.gathered = []
+
+
+def test_a_buffered_sender_commits_a_deliver_calls_batches_in_one_transaction(duck, env, monkeypatch):
+    with FakeAds() as fake:
+        env(fake)
+        fake.poison.add("order-7")
+        sender = Sender(duck, "meta_capi", MetaCapi(destination("meta_capi")), "run-1", FAST, buffered=True)
+        transactions = []
+        opened = sender.transaction
+        monkeypatch.setattr(sender, "transaction", lambda: transactions.append(1) or opened())
+        acknowledged = _Acknowledged()
+        sender.deliver("track_events", items([meta_event(n) for n in range(250)]), 100, {}, acknowledged,
+                       marked=True)
+
+        assert len(transactions) == 1
+        assert acknowledged.writes == [[f"order-{n}" for n in range(250) if n != 7]]
+        with duck.begin() as conn:
+            ledger.fold(duck, conn, "meta_capi")
+        assert statuses(duck, "meta_capi") == {"dead_letter": 1, SENT: 249}
+        with duck.begin() as conn:
+            assert duck.scalar(conn, "SELECT count(*) FROM activation.egress_requests") == sender.tally.requests == 17
+            assert duck.run(conn, "SELECT record_key FROM activation.dead_letters").fetchall() == [("order-7",)]

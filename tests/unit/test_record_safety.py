@@ -40,3 +40,4 @@ def test_a_phone_in_a_field_outside_the_policy_fails(tmp_path):
 def test_dates_and_numbers_are_never_taken_for_phone_numbers(tmp_path):
     assert problems(tmp_path, {"cdp_last_order_at": "2026-11-30T10:00:00.000Z", "cdp_lifetime_value": "123456789.5"}
                     ) == {}
+
