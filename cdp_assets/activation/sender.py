@@ -225,15 +225,15 @@ class Sender:
             self._append_log(conn, gathering.log)
             ledger.journal(self.warehouse, conn, self.destination, self.run_id, gathering.entries)
             dead_letter_rows(self.warehouse, conn, self.destination, self.run_id, gathering.dead)
-            gathered: list[Gathered] = []
+            gathered: dict[int, Gathered] = {}
             for on_acked, operation, items, reply in gathering.acks:
                 if isinstance(on_acked, Gathered):
                     on_acked.gather(operation, items, reply)
-                    gathered += [] if any(g is on_acked for g in gathered) else [on_acked]
+                    gathered[id(on_acked)] = on_acked
                 else:
                     self.last_reply = reply
                     on_acked(conn, operation, items)
-            for acknowledgement in gathered:
+            for acknowledgement in gathered.values():
                 acknowledgement.write(conn)
 
     def call(self, request: Request, partition_key: str) -> Reply:

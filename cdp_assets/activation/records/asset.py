@@ -268,7 +268,6 @@ def sync_once(context: dg.AssetExecutionContext, warehouse: WarehouseResource, s
         state.record_run(warehouse, conn, sync.name, destination.name, context.run.run_id, mode, plan.counts,
                          parked, outcome)
     metadata.update({k: int(plan.counts.get(k, 0)) for k in state.HISTORY_COUNTS})
-    metadata["dagster/row_count"] = int(plan.counts.get("targets", 0))
     # The records the destination is meant to hold: the sync's eligible rows with a usable key.
     metadata["dagster/row_count"] = int(plan.counts.get("targets", 0))
     metadata.update(outcome=outcome, requests_prepared=len(plan.requests),
