@@ -185,7 +185,9 @@ def fold(warehouse: WarehouseResource, conn: Connection, destination: str) -> No
 
 
 def replay(warehouse: WarehouseResource, conn: Connection, destination: str) -> dict[str, int]:
-    """Put the destination's dead letters back to pending; returns how many per partition."""
+    """Put the destination's dead letters back to pending; returns how many per partition. A run killed
+    mid-sync left its outcomes in the journal: they are folded in first."""
+    fold(warehouse, conn, destination)
     rows = warehouse.run(conn, "SELECT partition_key, count(*) FROM activation.sync_ledger WHERE destination = :d "
                                "AND status = 'dead_letter' GROUP BY partition_key ORDER BY partition_key",
                          {"d": destination}).fetchall()

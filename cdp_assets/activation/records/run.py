@@ -2,11 +2,12 @@
 handled as the sync declares, audience lists brought in line; or, in a dry run, all of it recorded as the
 requests it would send.
 
-The diff is computed in the warehouse (`records/sql.py`); only changed rows are read, a page at a time. A
-page's records are marked in flight, and committed, before the first of its requests leaves; its batches'
-outcomes, request log and acknowledgements are committed together once the page is sent (one transaction per
-page, not three appends and a commit per batch of a hundred). A killed run leaves at most that page in flight:
-the next run reads it back where the destination can (HubSpot), or sends it again, an upsert of the same values.
+The diff is computed in the warehouse (`records/sql.py`), each changed record with its ledger entry, so a page
+is never looked up in the ledger again; only changed rows are read, a page at a time. A page's records are marked
+in flight, and committed, before the first of its requests leaves; its batches' outcomes, request log and
+acknowledgements are committed together once the page is sent (one transaction per page, not three appends and
+a commit per batch of a hundred). A killed run leaves at most that page in flight: the next run reads it back
+where the destination can (HubSpot), or sends it again, an upsert of the same values.
 """
 
 from __future__ import annotations
@@ -103,30 +104,28 @@ def _fields(sync: Sync, row: dict[str, Any]) -> dict[str, Any]:
     return {f.field: row[c] for f, c in zip(sync.all_fields, sql.sent_columns(sync), strict=True)}
 
 
-def pages(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, day: str,
-          table: str | None = None) -> Iterator[list[Item]]:
-    """The changed records (or, given `table`, the rows of that table) as sender items, a page at a time."""
+def pages(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, day: str) -> Iterator[list[Item]]:
+    """The changed records as sender items, a page at a time, each with its ledger entry."""
     pairs = [(f.field, c) for f, c in zip(sync.all_fields, sql.sent_columns(sync), strict=True)]
-    for rows in _row_pages(warehouse, sync, table):
+    for rows in _row_pages(warehouse, sync):
         yield [Item(r["record_key"], client.record(r["key_value"], {name: r[c] for name, c in pairs}, r["record_key"]),
                     day, {"recorded_as": f"upsert:{r['fingerprint']}", "fingerprint": r["fingerprint"],
                           "profile_id": r["profile_id"], "email_sha256": r["email_sha256"],
-                          "phone_sha256": r["phone_sha256"]}) for r in rows]
+                          "phone_sha256": r["phone_sha256"], "ledger": (r["ledger_status"], r["ledger_attempts"])})
+               for r in rows]
 
 
-def _row_pages(warehouse: WarehouseResource, sync: Sync, table: str | None = None,
-               columns: str = "*") -> Iterator[list[dict[str, Any]]]:
-    """The rows of the changes table (or of `table`), a page at a time, read on one connection."""
-    table = table or sql.changes_table(sync)
+def _row_pages(warehouse: WarehouseResource, sync: Sync) -> Iterator[list[dict[str, Any]]]:
+    """The rows of the changes table, a page at a time (by the number each got as it was built), read on one
+    connection."""
+    table = sql.changes_table(sync)
     with warehouse.session() as conn:
         with conn.begin():
             total = int(warehouse.scalar(conn, f"SELECT count(*) FROM {table}"))
         for start in range(0, total, PAGE):
-            # The changes are numbered as they are built; any other table pages by its key.
-            window = f"WHERE rn > {start} AND rn <= {start + PAGE} ORDER BY rn" \
-                if table == sql.changes_table(sync) else f"ORDER BY record_key LIMIT {PAGE} OFFSET {start}"
             with conn.begin():
-                result = warehouse.run(conn, f"SELECT {columns} FROM {table} {window}")
+                result = warehouse.run(conn, f"SELECT * FROM {table} WHERE rn > {start} AND rn <= {start + PAGE} "
+                                             "ORDER BY rn")
                 names = list(result.keys())
                 rows = [dict(zip(names, r, strict=True)) for r in result.all()]
             yield rows
@@ -230,16 +229,14 @@ def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked | No
             confirm: Confirm | None = None) -> None:
     """Enter the items in the ledger and send the ones still due (not acknowledged under this operation).
 
-    Records a killed run left in flight may already be written: `confirm` (a destination that can read records
-    back) returns, by trace id, the destination's id of those it holds with exactly these values, and they are
-    acknowledged without being written twice.
+    Items that carry their ledger entry (`extra["ledger"]`: status and attempts, read with the changes) are not
+    looked up again. Records a killed run left in flight may already be written: `confirm` (a destination that
+    can read records back) returns, by trace id, the destination's id of those it holds with exactly these
+    values, and they are acknowledged without being written twice.
     """
     if not items:
         return
-    with sender.transaction() as conn:
-        entries = ledger.plan(sender.warehouse, conn, sender.destination, sender.run_id,
-                              [Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, "pending", 0)
-                               for i in items])
+    entries = _entries(sender, operation, items)
     due = [i for i in items if entries[i.key].status in TO_SEND]
     in_flight = [i for i in due if entries[i.key].status == IN_FLIGHT]
     if confirm and acked and in_flight:
@@ -261,6 +258,17 @@ def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked | No
             for i in due])
     sender.deliver(operation, due, sender.channel.limit(operation), attempts, acked, marked=True)
     fold(sender.warehouse, sender.destination)
+
+
+def _entries(sender: Sender, operation: str, items: list[Item]) -> dict[str, Entry]:
+    """Each item's ledger entry: carried with it, or entered and read back (`ledger.plan`)."""
+    if all("ledger" in i.extra for i in items):
+        return {i.key: Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, *i.extra["ledger"])
+                for i in items}
+    with sender.transaction() as conn:
+        return ledger.plan(sender.warehouse, conn, sender.destination, sender.run_id,
+                           [Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, "pending", 0)
+                            for i in items])
 
 
 def fold(warehouse: WarehouseResource, sync: str) -> None:

@@ -91,20 +91,26 @@ FROM (
 
 
 def changes_sql(sync: Sync, full_resync: bool) -> str:
-    """The records to write, numbered for paging: added (never acknowledged) and changed (acknowledged with
-    other values); all of them on a full resync. A record the destination refused for good is left out until
-    its values change or its dead letter is replayed; one that failed for a passing reason goes again; one
-    waiting in a destination's job with these values waits for the job."""
+    """The records to write, numbered for paging, each with its ledger status and attempts: added (never
+    acknowledged) and changed (acknowledged with other values); all of them on a full resync. A record the
+    destination refused for good is left out until its values change or its dead letter is replayed; one that
+    failed for a passing reason goes again; one waiting in a destination's job with these values waits for the
+    job."""
     wanted = {"insert": "s.record_key IS NULL", "update": "s.record_key IS NOT NULL AND "
                                                           "(s.status <> 'present' OR s.fingerprint <> t.fingerprint)"}
     condition = "TRUE" if full_resync else wanted.get(
         sync.mode, "(s.record_key IS NULL OR s.status <> 'present' OR s.fingerprint <> t.fingerprint)")
     columns = ", ".join(f"t.{c}" for c in field_columns(sync))
+    # The ledger's entry for the record under this upsert (as `ledger.plan` would give it: another operation
+    # starts over), read once here rather than once per page; a full resync sends what was acknowledged again.
+    same = "l.operation = 'upsert:' || t.fingerprint" + (" AND l.status <> 'sent'" if full_resync else "")
     # Numbered on the keys alone, then joined to the wide rows: sorting a million wide rows to number them took
     # longer than the rest of the diff together.
     return f"""
 WITH due AS (
-    SELECT t.record_key, CASE WHEN s.record_key IS NULL THEN 'added' ELSE 'changed' END AS change
+    SELECT t.record_key, CASE WHEN s.record_key IS NULL THEN 'added' ELSE 'changed' END AS change,
+           CASE WHEN {same} THEN l.status ELSE 'pending' END AS ledger_status,
+           CASE WHEN {same} THEN l.attempts ELSE 0 END AS ledger_attempts
     FROM {targets_table(sync)} AS t
     LEFT JOIN activation.record_state AS s ON s.sync = :s AND s.record_key = t.record_key
     LEFT JOIN activation.sync_ledger AS l ON l.destination = :s AND l.record_key = t.record_key
@@ -112,9 +118,9 @@ WITH due AS (
                                          AND j.fingerprint = t.fingerprint
     WHERE t.key_rows = 1 AND {condition} AND j.record_key IS NULL
       AND NOT (coalesce(l.status, '') = 'dead_letter' AND l.operation = 'upsert:' || t.fingerprint)
-), numbered AS (SELECT record_key, change, row_number() OVER (ORDER BY record_key) AS rn FROM due)
-SELECT n.rn, n.change, t.record_key, t.key_value, t.fingerprint, t.profile_id, t.email_sha256,
-       t.phone_sha256{', ' + columns if columns else ''}
+), numbered AS (SELECT *, row_number() OVER (ORDER BY record_key) AS rn FROM due)
+SELECT n.rn, n.change, n.ledger_status, n.ledger_attempts, t.record_key, t.key_value, t.fingerprint,
+       t.profile_id, t.email_sha256, t.phone_sha256{', ' + columns if columns else ''}
 FROM numbered AS n JOIN {targets_table(sync)} AS t ON t.record_key = n.record_key
 ORDER BY n.rn"""
 
