@@ -341,7 +341,8 @@ def audience_sync_asset(destination: Destination, syncs: list[AudienceSync], gat
             context.log.error(f"{destination.name}: outbound bodies failed {safety.check_name}; nothing sent")
         elif mode == "dry_run":
             with warehouse.begin() as conn:
-                record_dry_run(warehouse, conn, destination.name, today, run_id, requests, dead)
+                record_dry_run(warehouse, conn, destination.name, today, run_id, requests, dead,
+                               [s for _, c, _ in plans for s in c.secrets()])
         elif missing:
             context.log.warning(f"{destination.name}: CDP_EGRESS_MODE=live but {', '.join(sorted(missing))} not "
                                 "set; this destination is skipped and nothing is sent")

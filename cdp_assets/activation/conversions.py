@@ -6,6 +6,7 @@ while the outbox is built, before anything is recorded or sent. Then the plan is
 sent effectively once through the ledger (live), read back from the outbox a page at a time.
 """
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from cdp_assets.activation.plan import (
 )
 from cdp_assets.activation.sender import DestinationStopped, Item, Sender
 from cdp_assets.activation.transport import Encoded, Request, RetryPolicy, assemble
+from cdp_assets.checks.state import closed_gates
 from cdp_assets.resources.warehouse import WarehouseResource
 
 UPSTREAM = ("core/conversions", "core/unified_profiles", "core/consent", "core/suppressed_profiles",
@@ -79,7 +81,7 @@ def _record_plan(warehouse: WarehouseResource, destination: Destination, channel
                                  {"d": destination.name, "p": partition_key}).all()
             requests = _outbox_requests(warehouse, conn, destination, channel, partition_key, rows_written)
             recorded += record_dry_run(warehouse, conn, destination.name, partition_key, run_id, requests,
-                                       [tuple(r) for r in dead])
+                                       [tuple(r) for r in dead], channel.secrets())
     return recorded
 
 
@@ -106,7 +108,7 @@ def _send(warehouse: WarehouseResource, destination: Destination, channel: Any, 
         already = warehouse.scalar(conn, f"""
             SELECT count(*) FROM activation.outbox AS o JOIN activation.sync_ledger AS l
               ON l.destination = o.destination AND l.record_key = o.record_key
-            WHERE o.destination = :d AND o.{in_days} AND l.status = 'sent'""", days)
+            WHERE o.destination = :d AND o.{in_days} AND l.status IN ('sent', 'sent_unconfirmed')""", days)
     sender = Sender(warehouse, destination.name, channel, run_id, policy)
     due = 0
     page_of = _days(partition_keys)
@@ -122,20 +124,55 @@ def _send(warehouse: WarehouseResource, destination: Destination, channel: Any, 
                 due += len(rows)
                 for operation in dict.fromkeys(r[1] for r in rows):
                     page = [r for r in rows if r[1] == operation]
-                    sender.deliver(operation, [Item(key, Encoded(payload), p) for key, _, p, payload, _ in page],
-                                   channel.batch_limit, {key: attempts + 1 for key, _, _, _, attempts in page},
-                                   marked=True)
+                    items = [Item(key, Encoded(payload), p) for key, _, p, payload, _ in page]
+                    tries = {key: attempts + 1 for key, _, _, _, attempts in page}
+                    if hasattr(channel, "check_first"):
+                        items = _checked_first(sender, channel, operation, items, tries)
+                    sender.deliver(operation, items, channel.batch_limit, tries, marked=True)
     except DestinationStopped as stopped:
         raise dg.Failure(str(stopped), metadata=tally_metadata(sender.tally)) from None
     return {"records_already_sent": int(already), "records_due": due, "records_dead_lettered_locally": len(refused),
             **tally_metadata(sender.tally)}
 
 
+def _checked_first(sender: Sender, channel: Any, operation: str, items: list[Item],
+                   attempts: dict[str, int]) -> list[Item]:
+    """A platform whose 2xx is no receipt (GA4's Measurement Protocol) has some bodies checked by its validation
+    server first (`channel.check_first`): those it names are dead-lettered with its messages, those it could not
+    be asked about are left failed for the next run, and the rest go on, the checked ones marked `validated`."""
+    checked, refused, unasked = channel.check_first(sender.warehouse, items,
+                                                    lambda request, item: sender.call(request, item.partition_key))
+    with sender.transaction() as conn:
+        ledger.record(sender.warehouse, conn, sender.destination, sender.run_id, [
+            *(ledger.Entry(i.key, operation, i.partition_key, ledger.DEAD_LETTER, attempts[i.key], reason)
+              for i, reason in refused),
+            *(ledger.Entry(i.key, operation, i.partition_key, ledger.FAILED, attempts[i.key], reason)
+              for i, reason in unasked)])
+        dead_letter_rows(sender.warehouse, conn, sender.destination, sender.run_id,
+                         [(i.partition_key, i.key, reason) for i, reason in refused])
+    sender.tally.dead_letters += len(refused)
+    sender.tally.failed += len(unasked)
+    for _, reason in refused:
+        sender.tally.reasons[reason[:120]] += 1
+    return checked
+
+
+def _to_validate(warehouse: WarehouseResource, destination: Destination, channel: Any, keys: list[str]) -> int:
+    """How many of the planned bodies a live run would have the platform's validation server check first."""
+    with warehouse.begin() as conn:
+        rows = warehouse.run(conn, f"SELECT record_key, payload FROM activation.outbox WHERE destination = :d AND "
+                                   f"partition_key IN ({_days(keys)}) AND problem IS NULL ORDER BY seq",
+                             {"d": destination.name}).all()
+    return channel.would_validate(warehouse, [(str(k), json.loads(p)) for k, p in rows])
+
+
 def conversions_asset(destination: Destination, partitions_def: dg.PartitionsDefinition, gates_for: GatesFor,
                       policy: RetryPolicy, dialect: str) -> dg.AssetsDefinition:
-    gates = gates_for(upstream_keys(UPSTREAM))
+    platform = destination.ad_platform
+    upstream = (*UPSTREAM, *platform.upstream)
+    gates, optional_gates = gates_for(upstream_keys(upstream)), gates_for(upstream_keys(platform.optional))
 
-    @dg.asset(**asset_args(destination, UPSTREAM, dialect), partitions_def=partitions_def,
+    @dg.asset(**asset_args(destination, (*upstream, *platform.optional), dialect), partitions_def=partitions_def,
               backfill_policy=dg.BackfillPolicy.single_run())
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """Conversions sent to an ad platform's Conversions API: one event per consented order of the day.
@@ -149,7 +186,11 @@ def conversions_asset(destination: Destination, partitions_def: dg.PartitionsDef
         channel = destination.ad_platform.channel(destination)
         missing = channel.missing()
         keys = list(context.partition_keys)
-        plan = build_outbox(warehouse, destination, partitions_def, keys, datetime.now(UTC))
+        closed = closed_gates(context.instance, [g for g in optional_gates if g not in gates])
+        if closed:
+            context.log.warning(f"{destination.name}: gates of {', '.join(platform.optional)} are not passing "
+                                f"({'; '.join(closed)}); the rows that need them are held, the others go")
+        plan = build_outbox(warehouse, destination, partitions_def, keys, datetime.now(UTC), closed)
         safety = safety_result(plan.problems, plan.counts["events_prepared"])
         quality_sum, quality_n = plan.quality
         # Every figure people plot is present on every materialization, 0 when nothing was sent.
@@ -158,6 +199,7 @@ def conversions_asset(destination: Destination, partitions_def: dg.PartitionsDef
             "records_sent": 0,
             **{k: plan.counts[k] for k in ("conversions", "filtered_by_suppression", "filtered_by_deletion",
                                            "filtered_by_consent", "events_prepared", "dead_letters")},
+            "events_held": plan.counts["held"],
             "predicted_match_quality": round(quality_sum / quality_n, 2) if quality_n else 0.0,
             "credentials": f"missing {', '.join(missing)}" if missing else "configured",
             **sample(destination, plan.samples),
@@ -168,6 +210,8 @@ def conversions_asset(destination: Destination, partitions_def: dg.PartitionsDef
         elif mode == "dry_run":
             metadata["requests_prepared"] = _record_plan(warehouse, destination, channel, keys, context.run.run_id,
                                                          plan.counts["outbox_rows"])
+            if hasattr(channel, "would_validate"):
+                metadata["events_to_validate"] = _to_validate(warehouse, destination, channel, keys)
         elif missing:
             context.log.warning(f"{destination.name}: CDP_EGRESS_MODE=live but {', '.join(missing)} not set; "
                                 "this destination is skipped and nothing is sent")

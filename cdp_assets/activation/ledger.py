@@ -1,7 +1,8 @@
 """What each destination has been sent and has acknowledged: the per-record ledger, audience acks, upload sessions.
 
 `activation.sync_ledger` holds one row per (destination, record key): `pending` (planned, never tried),
-`in_flight` (a request carrying it was started; the platform may have accepted it), `sent` (acknowledged),
+`in_flight` (a request carrying it was started; the platform may have accepted it), `sent` (acknowledged;
+`sent_unconfirmed` where the platform's 2xx is no receipt and its validation server did not check the record),
 `failed` (transient failures outlasted the retry budget; tried again next run) or `dead_letter` (refused for
 good; `cdp-assets replay` puts it back to pending). A record is marked in flight, and committed, before its
 request leaves, so a killed process leaves a trace of what may have been accepted.
@@ -19,6 +20,9 @@ from cdp_assets.resources.state import StateTable
 from cdp_assets.resources.warehouse import WarehouseResource
 
 PENDING, IN_FLIGHT, SENT, FAILED, DEAD_LETTER = "pending", "in_flight", "sent", "failed", "dead_letter"
+# Sent to a platform whose answer is no receipt, without its validation server having checked it first; never
+# sent again, like `sent`.
+SENT_UNCONFIRMED = "sent_unconfirmed"
 TO_SEND = (PENDING, IN_FLIGHT, FAILED)
 
 SYNC_LEDGER = StateTable(

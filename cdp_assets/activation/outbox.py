@@ -1,9 +1,10 @@
 """`activation.outbox`: a day's conversions as each platform's events, built page by page in the warehouse.
 
-The day's rows (`queries.CONVERSIONS_SQL`) land in a temporary table; pages of 10,000 are read back,
-turned into events (normalized and hashed per platform), checked, and appended with the reason any of
-them would be refused, so memory stays flat however large the day. Building is CPU-bound Python, so a
-large day is built on every core by a pool of worker processes while this one reads and writes pages.
+The day's rows (`queries.CONVERSIONS_SQL`, or the platform's own `source`) land in a temporary table; pages
+of 10,000 are read back, turned into events (normalized and hashed per platform), checked, and appended with
+the reason any of them would be refused, so memory stays flat however large the day. Building is CPU-bound
+Python, so a large day is built on every core by a pool of worker processes while this one reads and writes
+pages.
 """
 
 import json
@@ -57,6 +58,7 @@ def build_page(destination: Destination, names: list[str], rows: list[tuple], pa
     """One page of conversion rows as outbox rows, and what it found. Runs in a worker process too."""
     platform = destination.ad_platform
     channel = platform.channel(destination)
+    keyed = getattr(channel, "record_key", None)  # a platform whose events carry no event id of their own
     plan = Plan()
     columns: dict[str, list] = {name: [] for name in SCHEMA.names}
     valid = []
@@ -68,6 +70,8 @@ def build_page(destination: Destination, names: list[str], rows: list[tuple], pa
             plan.counts["filtered_by_deletion"] += 1
         elif not (row["consented"] and destination.consent_purpose):
             plan.counts["filtered_by_consent"] += 1
+        elif row.get("held"):  # a platform's own source holds a row until later (GA4: its day not loaded yet)
+            plan.counts["held"] += 1
         else:
             try:
                 event = channel.event(row)
@@ -77,7 +81,7 @@ def build_page(destination: Destination, names: list[str], rows: list[tuple], pa
                 problem = f"cannot build the event: {type(error).__name__}: {str(error)[:120]}"
             else:
                 problem = channel.problem(event, now)
-            columns["record_key"].append(event.get("event_id") or event.get("orderId"))
+            columns["record_key"].append(keyed(event) if keyed else event.get("event_id") or event.get("orderId"))
             columns["operation"].append(platform.operation or channel.source(row))
             columns["payload"].append(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
             columns["problem"].append(problem)
@@ -100,13 +104,16 @@ def _workers() -> int:
 
 
 def build_outbox(warehouse: WarehouseResource, destination: Destination, partitions_def: Any,
-                 partition_keys: list[str], now: datetime) -> Plan:
-    """Replace the destination's outbox rows for these days with their events, a page at a time."""
+                 partition_keys: list[str], now: datetime, closed: list[str] | None = None) -> Plan:
+    """Replace the destination's outbox rows for these days with their events, a page at a time; `closed`: the
+    failing gates of the platform's optional sources."""
     plan = Plan()
     # Rows are numbered as they are written: the send loop pages through them by this number.
     seq = [0]
     pool: ProcessPoolExecutor | None = None
     days = ", ".join(f"'{k}'" for k in partition_keys)  # dates the partitions definition produced
+    source = destination.ad_platform.source
+    source_sql, source_params = source(warehouse, closed or []) if source else (CONVERSIONS_SQL, {})
     try:
         # Page by page, each in its own transaction: the outbox is a working table the next build replaces, and
         # holding a whole large day uncommitted kept all of it in memory.
@@ -119,11 +126,11 @@ def build_outbox(warehouse: WarehouseResource, destination: Destination, partiti
                 window = partitions_def.time_window_for_partition_key(partition_key)
                 params = {"start": window.start.astimezone(UTC).replace(tzinfo=None),
                           "end": window.end.astimezone(UTC).replace(tzinfo=None),
-                          "purpose": destination.consent_purpose or ""}
+                          "purpose": destination.consent_purpose or "", **source_params}
                 with conn.begin():
                     warehouse.run(conn, "DROP TABLE IF EXISTS _cdp_day")
                     warehouse.run(conn, f"CREATE TEMP TABLE _cdp_day AS SELECT row_number() OVER (ORDER BY "
-                                        f"order_id) AS rn, * FROM ({CONVERSIONS_SQL}) AS c", params)
+                                        f"order_id) AS rn, * FROM ({source_sql}) AS c", params)
                     total = int(warehouse.scalar(conn, "SELECT count(*) FROM _cdp_day"))
                 if pool is None and total >= POOL_MIN_ROWS and _workers() > 1:
                     pool = ProcessPoolExecutor(_workers(), mp_context=get_context("spawn"))

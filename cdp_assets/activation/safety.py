@@ -25,7 +25,7 @@ PHONE_START = frozenset("+0123456789")
 # browser ids, then the address fields that only help in combination. A score is out of 10.
 MATCH_WEIGHTS = {"email": 3.0, "phone": 2.5, "click_id": 1.5, "browser_id": 1.0, "external_id": 1.0,
                  "ip_and_agent": 1.0, "name": 0.5, "address": 0.5}
-# Where each platform's event carries the person: Meta and Pinterest user_data, TikTok user, Google
+# Where each platform's event carries the person: Meta, Pinterest and GA4 user_data, TikTok user, Google
 # userIdentifiers (and gclid at the top).
 USER_SECTIONS = ("user_data", "user", "userIdentifiers")
 IDENTIFIER_KINDS = {
@@ -34,6 +34,8 @@ IDENTIFIER_KINDS = {
     "fbp": "browser_id", "external_id": "external_id", "fn": "name", "ln": "name", "hashedFirstName": "name",
     "zp": "address", "zip_code": "address", "ct": "address", "st": "address", "addressInfo": "address",
     "client_ip_address": "ip", "ip": "ip", "client_user_agent": "agent", "user_agent": "agent",
+    "sha256_email_address": "email", "sha256_phone_number": "phone", "sha256_first_name": "name",
+    "postal_code": "address",
 }
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from cdp_assets.activation import ledger
 from cdp_assets.activation.egress import DEAD_LETTERS, EGRESS_REQUESTS, dead_letter_rows
-from cdp_assets.activation.ledger import DEAD_LETTER, FAILED, IN_FLIGHT, SENT, Entry
+from cdp_assets.activation.ledger import DEAD_LETTER, FAILED, IN_FLIGHT, SENT, SENT_UNCONFIRMED, Entry
 from cdp_assets.activation.transport import (
     AUTH,
     OK,
@@ -316,7 +316,10 @@ class Sender:
         self.tally.reported.update(reply.reported)
         if reply.trace_id:
             self.tally.trace_ids.append(reply.trace_id)
-        entries = self._entries(accepted, recorded_as, SENT, attempts, None, reply.trace_id)
+        unconfirmed = [i for i in accepted if reply.unconfirmed and not i.extra.get("validated")]
+        entries = self._entries([i for i in accepted if i not in unconfirmed], recorded_as, SENT, attempts, None,
+                                reply.trace_id)
+        entries += self._entries(unconfirmed, recorded_as, SENT_UNCONFIRMED, attempts, None, reply.trace_id)
         entries += [Entry(i.key, i.extra.get("recorded_as", recorded_as), i.partition_key, DEAD_LETTER,
                           attempts[i.key], reason, reply.trace_id) for i, reason in dead]
         entries += self._entries(retry_later, recorded_as, FAILED, attempts, reply.message, reply.trace_id)

@@ -79,6 +79,9 @@ class Reply:
     ids: dict[str, str] = field(default_factory=dict)  # record trace id -> the destination's id for the record
     # Indexes of `failed_rows` that failed for a passing reason (a locked row): left failed, so they go again.
     retry_rows: set[int] = field(default_factory=set)
+    # A 2xx that is no receipt (GA4's Measurement Protocol answers 2xx to anything): the records are left
+    # `sent_unconfirmed`, unless the platform's validation checked them first (`Item.extra["validated"]`).
+    unconfirmed: bool = False
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,9 @@ def test_replay_of_an_unknown_destination_lists_the_enabled_ones(project, capsys
     assert main(["replay", "--destination", "snapchat"]) == 2
     assert capsys.readouterr().err == (
         "cdp-assets: no enabled destination in destinations.yaml or sync in config/syncs/ named 'snapchat'; enabled: "
-        "audience_export, braze_users, google_ads_conversions, google_customer_match, hubspot_contacts, "
-        "klaviyo_profiles, meta_capi, meta_custom_audiences, pinterest_conversions, salesforce_contacts, "
-        "tiktok_events\n")
+        "audience_export, braze_users, ga4_measurement_protocol, google_ads_conversions, google_customer_match, "
+        "hubspot_contacts, klaviyo_profiles, meta_capi, meta_custom_audiences, pinterest_conversions, "
+        "salesforce_contacts, tiktok_events\n")
 
 
 def test_run_without_a_dagster_instance_explains_what_to_do(tmp_path, monkeypatch, capsys):

@@ -13,7 +13,7 @@ def write(tmp_path, text: str):
     return path
 
 
-def test_the_shipped_file_enables_the_six_destinations_with_their_event_names():
+def test_the_shipped_file_enables_the_seven_destinations_with_their_event_names():
     destinations = load_destinations()
     assert {d.name: (d.platform, d.event_name, d.max_event_age_days) for d in destinations.values()} == {
         "meta_capi": ("meta_capi", "Purchase", 7),
@@ -22,6 +22,7 @@ def test_the_shipped_file_enables_the_six_destinations_with_their_event_names():
         "google_customer_match": ("google_customer_match", None, None),
         "tiktok_events": ("tiktok_events", "CompletePayment", 7),
         "pinterest_conversions": ("pinterest_conversions", "checkout", 7),
+        "ga4_measurement_protocol": ("ga4_measurement_protocol", "purchase", 3),
     }
     assert conversion_statuses() == ("completed", "paid", "fulfilled")
 

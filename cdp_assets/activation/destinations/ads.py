@@ -40,4 +40,11 @@ class AdPlatform:
     max_event_age_days: int | None = None  # events: the default `max_event_age_days`
     # events: the outbox operation of every event; None when the channel names it per event (`source(row)`)
     operation: str | None = None
+    # events: the platform's own day of rows, `source(warehouse, closed) -> (DuckDB SQL, extra params)`, taking
+    # :start, :end and :purpose like `queries.CONVERSIONS_SQL` (the default) and giving at least its exclusion
+    # columns; `closed` names the failing gates of its `optional` assets, whose rows it holds (column `held`)
+    source: Callable[[Any, list[str]], tuple[str, dict[str, Any]]] | None = None
+    upstream: tuple[str, ...] = ()  # events: assets its `source` reads beyond the conversions' own, gated as they are
+    # events: assets its `source` reads for some rows only: their failing gates hold those rows, not the others
+    optional: tuple[str, ...] = ()
     folder: str = field(default="", compare=False)
