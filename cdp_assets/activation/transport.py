@@ -3,13 +3,16 @@
 A platform's answer is classified into a `Reply` by the platform's own `interpret` (TikTok and Google put
 errors in 200 bodies, Meta in Graph error codes). Only `transient` replies are retried: exponential backoff
 with jitter (tenacity), never shorter than the `Retry-After` the platform asked for. Secrets travel in
-headers and are scrubbed from every message that could reach a log, the warehouse or an exception.
+headers (or, where a platform insists, the query string) and are scrubbed from every message that could reach a
+log, the warehouse or an exception, urllib3's own request log included.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +25,21 @@ import requests
 import tenacity
 
 OK, PARTIAL, REJECTED, TRANSIENT, AUTH = "ok", "partial", "rejected", "transient", "auth"
+SECRET_QUERY = re.compile(r"((?:api_secret|access_token|api_key|key|token|secret)=)[^&\s\"]+", re.IGNORECASE)
+
+
+class _QueryRedacted(logging.Filter):
+    """urllib3 logs every request's path with its query string at DEBUG; a secret in it (GA4's `api_secret`)
+    is redacted before any handler sees the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "=" in message:
+            record.msg, record.args = SECRET_QUERY.sub(r"\1[redacted]", message), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_QueryRedacted())
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The GA4 Measurement Protocol destination against a local fake that answers 204 to anything, as Google does."""
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -150,6 +151,8 @@ def test_a_body_the_validation_server_names_is_dead_lettered_with_its_message_an
 
 
 def test_the_api_secret_and_raw_personal_data_are_nowhere_in_the_warehouse_or_the_logs(world, fake, caplog):
+    caplog.set_level(logging.DEBUG)  # urllib3 logs each request's path, query string included, at DEBUG
+
     assert run_day(world).success
 
     tables = query(world, "SELECT table_schema, table_name FROM information_schema.tables "
