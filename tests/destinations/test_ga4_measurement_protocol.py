@@ -2,10 +2,13 @@
 
 import json
 import logging
+import re
 from datetime import timedelta
 
 import pytest
 
+from cdp_assets.activation.destinations.ga4_measurement_protocol.validation import sample_share
+from cdp_assets.settings import ConfigError
 from tests.destinations.ga4_mp_world import (
     add_order,
     build_world,
@@ -175,3 +178,25 @@ def test_a_dry_run_sends_nothing_and_says_what_would_be_validated(world, fake, m
         "requests_prepared": 3, "events_to_validate": 2}
     urls = {u for (u,) in query(world, "SELECT DISTINCT url FROM activation.egress_requests")}
     assert urls == {f"{fake.url}/mp/collect?measurement_id=G-TEST123&api_secret=[redacted]"}
+
+
+@pytest.mark.parametrize("setting", ["abc", "1.5", "-0.1"])
+def test_a_validation_sample_that_is_not_a_share_is_refused_by_name(setting):
+    with pytest.raises(ConfigError, match=rf"GA4_MP_VALIDATION_SAMPLE must be a share between 0 and 1, such as "
+                                          rf"0.05; got '{re.escape(setting)}'"):
+        sample_share(setting)
+
+
+def test_the_validation_sample_defaults_to_five_percent():
+    assert (sample_share(None), sample_share("0.2")) == (0.05, 0.2)
+
+
+def test_a_body_the_validation_server_could_not_judge_waits_for_the_next_run(world, fake):
+    fake.fail_next("500", "500", "500")  # every attempt at validating the first body
+
+    assert run_day(world).success
+    assert "T-1001" not in fake.purchases
+    assert ledger(world)["T-1001"] == "failed"
+
+    assert run_day(world).success
+    assert dict(fake.purchases) == SENT

@@ -96,9 +96,9 @@ def validate_first(warehouse: WarehouseResource, destination: str, share: float,
             checked.append(item)
             continue
         reply = call(build(item), item)
-        if reply.kind == REJECTED:
+        if reply.kind == REJECTED and reply.http_status == 200:  # it answered, naming what GA4 would drop
             refused.append((item, reply.message))
-        elif reply.kind != OK:
+        elif reply.kind != OK:  # no verdict (an outage, a wrong GA4_MP_URL): asked again next run
             unasked.append((item, f"the validation server did not answer: {reply.message}"))
         else:
             checked.append(Item(item.key, item.payload, item.partition_key, {**item.extra, "validated": True}))
