@@ -44,8 +44,8 @@ EXPECTED_ROWS = {
     "audiences.high_value_customers": 13,
     "audiences.lapsed_customers": 0,
     "audiences.memberships": 120,
-    "activation.egress_requests": 47,
-    "activation.dead_letters": 4,
+    "activation.egress_requests": 48,
+    "activation.dead_letters": 5,
     "activation.audience_targets": 234,
 }
 
@@ -81,7 +81,7 @@ def test_whole_graph_materializes_with_every_gate_passing(one_day):
     warehouse, _, _, outcome = one_day
 
     assert outcome.ok, (outcome.failed_steps, outcome.failed_checks)
-    assert len(outcome.passed_checks) == 64
+    assert len(outcome.passed_checks) == 65
     assert table_rows(warehouse) == EXPECTED_ROWS
 
 
@@ -152,6 +152,9 @@ def test_every_prepared_request_is_a_dry_run_without_credentials(one_day):
     run_job = ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:run", 0)
     assert [tuple(r) for r in rows] == [
         (*braze, 75), (*braze, 75), (*braze, 25),
+        # One body per order GA4 cannot have seen whose contact has a GA4 client id.
+        ("ga4_measurement_protocol", "dry_run", "POST", "https://www.google-analytics.com/mp/collect?"
+         "measurement_id={GA4_MEASUREMENT_ID}&api_secret={GA4_API_SECRET}", 1),
         ("google_ads_conversions", "dry_run", "POST",
          f"{google}/customers/{{GOOGLE_ADS_CUSTOMER_ID}}:uploadClickConversions", 4),
         job, ("google_customer_match", "dry_run", "POST", f"{google}/{{JOB}}:addOperations", 0),
