@@ -316,10 +316,11 @@ class Sender:
         self.tally.reported.update(reply.reported)
         if reply.trace_id:
             self.tally.trace_ids.append(reply.trace_id)
-        unconfirmed = [i for i in accepted if reply.unconfirmed and not i.extra.get("validated")]
-        entries = self._entries([i for i in accepted if i not in unconfirmed], recorded_as, SENT, attempts, None,
-                                reply.trace_id)
-        entries += self._entries(unconfirmed, recorded_as, SENT_UNCONFIRMED, attempts, None, reply.trace_id)
+        confirmed = [not reply.unconfirmed or bool(i.extra.get("validated")) for i in accepted]
+        entries = self._entries([i for i, c in zip(accepted, confirmed, strict=True) if c], recorded_as, SENT,
+                                attempts, None, reply.trace_id)
+        entries += self._entries([i for i, c in zip(accepted, confirmed, strict=True) if not c], recorded_as,
+                                 SENT_UNCONFIRMED, attempts, None, reply.trace_id)
         entries += [Entry(i.key, i.extra.get("recorded_as", recorded_as), i.partition_key, DEAD_LETTER,
                           attempts[i.key], reason, reply.trace_id) for i, reason in dead]
         entries += self._entries(retry_later, recorded_as, FAILED, attempts, reply.message, reply.trace_id)

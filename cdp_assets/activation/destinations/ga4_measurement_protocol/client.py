@@ -17,7 +17,7 @@ from cdp_assets.activation.config import Destination
 from cdp_assets.activation.destinations.ga4_measurement_protocol import validation
 from cdp_assets.activation.events import currency_problem, epoch, identifiers, products, time_problem
 from cdp_assets.activation.sender import Item
-from cdp_assets.activation.transport import OK, REJECTED, Reply, Request, assemble, http_reply
+from cdp_assets.activation.transport import AUTH, OK, REJECTED, Reply, Request, assemble, http_reply
 from cdp_assets.privacy.geo import country_code
 from cdp_assets.privacy.hashing import lower, state
 
@@ -61,7 +61,7 @@ class MeasurementProtocol:
         if reply.kind != OK:
             # Google checks neither the secret nor the id (it answers 2xx whatever they are), so there is no
             # authentication error to stop on: a 4xx is a body it refused.
-            reply.kind = REJECTED if reply.kind == "auth" else reply.kind
+            reply.kind = REJECTED if reply.kind == AUTH else reply.kind
             reply.message = f"GA4 Measurement Protocol HTTP {status}: {text[:200]}"
             return reply
         if operation == VALIDATE:
