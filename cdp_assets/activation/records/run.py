@@ -250,11 +250,12 @@ def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked | No
             acked(conn, operation, confirmed)
         due = [i for i in due if i.key not in held]
     # The whole page is marked in flight in one statement, not batch by batch: a million-record sync is ten
-    # thousand batches.
+    # thousand batches. The marks are journaled (sequence 0, so every outcome of the page wins over them) and
+    # folded with the outcomes: an upsert of a page into a ledger of a million rows cost more than its requests.
     attempts = {i.key: entries[i.key].attempts + 1 for i in due}
     with sender.transaction() as conn:
-        ledger.record(sender.warehouse, conn, sender.destination, sender.run_id, [
-            Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, IN_FLIGHT, attempts[i.key])
+        ledger.journal(sender.warehouse, conn, sender.destination, sender.run_id, [
+            (0, Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, IN_FLIGHT, attempts[i.key]))
             for i in due])
     sender.deliver(operation, due, sender.channel.limit(operation), attempts, acked, marked=True)
     fold(sender.warehouse, sender.destination)
