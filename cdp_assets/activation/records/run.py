@@ -106,18 +106,23 @@ def _fields(sync: Sync, row: dict[str, Any]) -> dict[str, Any]:
 
 def pages(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, day: str) -> Iterator[list[Item]]:
     """The changed records as sender items, a page at a time, each with its ledger entry."""
-    pairs = [(f.field, c) for f, c in zip(sync.all_fields, sql.sent_columns(sync), strict=True)]
-    for rows in _row_pages(warehouse, sync):
-        yield [Item(r["record_key"], client.record(r["key_value"], {name: r[c] for name, c in pairs}, r["record_key"]),
-                    day, {"recorded_as": f"upsert:{r['fingerprint']}", "fingerprint": r["fingerprint"],
-                          "profile_id": r["profile_id"], "email_sha256": r["email_sha256"],
-                          "phone_sha256": r["phone_sha256"], "ledger": (r["ledger_status"], r["ledger_attempts"])})
+    fields = [f.field for f in sync.all_fields]
+    for names, rows in _row_pages(warehouse, sync):
+        at = {name: n for n, name in enumerate(names)}
+        key, value, fingerprint, profile, email, phone, status, attempts = (at[c] for c in (
+            "record_key", "key_value", "fingerprint", "profile_id", "email_sha256", "phone_sha256", "ledger_status",
+            "ledger_attempts"))
+        sent = [at[c] for c in sql.sent_columns(sync)]
+        yield [Item(r[key], client.record(r[value], dict(zip(fields, [r[n] for n in sent], strict=True)), r[key]),
+                    day, {"recorded_as": f"upsert:{r[fingerprint]}", "fingerprint": r[fingerprint],
+                          "profile_id": r[profile], "email_sha256": r[email], "phone_sha256": r[phone],
+                          "ledger": (r[status], r[attempts])})
                for r in rows]
 
 
-def _row_pages(warehouse: WarehouseResource, sync: Sync) -> Iterator[list[dict[str, Any]]]:
-    """The rows of the changes table, a page at a time (by the number each got as it was built), read on one
-    connection."""
+def _row_pages(warehouse: WarehouseResource, sync: Sync) -> Iterator[tuple[list[str], list[Any]]]:
+    """The column names and rows of the changes table, a page at a time (by the number each got as it was
+    built), read on one connection."""
     table = sql.changes_table(sync)
     with warehouse.session() as conn:
         with conn.begin():
@@ -126,9 +131,8 @@ def _row_pages(warehouse: WarehouseResource, sync: Sync) -> Iterator[list[dict[s
             with conn.begin():
                 result = warehouse.run(conn, f"SELECT * FROM {table} WHERE rn > {start} AND rn <= {start + PAGE} "
                                              "ORDER BY rn")
-                names = list(result.keys())
-                rows = [dict(zip(names, r, strict=True)) for r in result.all()]
-            yield rows
+                names, rows = list(result.keys()), result.all()
+            yield names, rows
 
 
 def outbound(sync: Sync, row: dict[str, Any]) -> dict[str, str]:

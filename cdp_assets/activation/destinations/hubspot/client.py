@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cdp_assets.activation.destinations.base import Call, SetupFailed, formatted
+from cdp_assets.activation.destinations.base import Call, SetupFailed, formatter
 from cdp_assets.activation.destinations.hubspot.properties import ensure_properties, wanted_properties
 from cdp_assets.activation.records.config import Sync
 from cdp_assets.activation.transport import AUTH, OK, PARTIAL, TRANSIENT, Reply, Request, http_reply
@@ -48,7 +48,7 @@ class HubSpotRecords:
         self._batch: list[tuple[str, str]] = []  # (trace id, key) of the inputs of the request last built
         self._members: list[str] = []  # the record ids of the membership request last built
         self.objects = f"{self.base}/crm/v3/objects/{sync.object}"
-        self._types = [(f.field, f.type) for f in sync.all_fields]
+        self._formats = [(f.field, formatter(f.type)) for f in sync.all_fields]
 
     # ---- what the sender needs -------------------------------------------------------------------------
     def missing(self) -> list[str]:
@@ -76,7 +76,7 @@ class HubSpotRecords:
 
     def record(self, key_value: str, fields: Mapping[str, Any], trace: str) -> dict[str, Any]:
         """One upsert input: the key, the trace id and every mapped property as HubSpot takes it."""
-        properties = {name: formatted(fields[name], kind) for name, kind in self._types}
+        properties = {name: format_value(fields[name]) for name, format_value in self._formats}
         return {"id": key_value, "idProperty": self.sync.key.field, "objectWriteTraceId": trace,
                 "properties": properties}
 
