@@ -3,11 +3,12 @@ handled as the sync declares, audience lists brought in line; or, in a dry run, 
 requests it would send.
 
 The diff is computed in the warehouse (`records/sql.py`), each changed record with its ledger entry, so a page
-is never looked up in the ledger again; only changed rows are read, a page at a time. A page's records are marked
-in flight, and committed, before the first of its requests leaves; its batches' outcomes, request log and
-acknowledgements are committed together once the page is sent (one transaction per page, not three appends and
-a commit per batch of a hundred). A killed run leaves at most that page in flight: the next run reads it back
-where the destination can (HubSpot), or sends it again, an upsert of the same values.
+is never looked up in the ledger again; only changed rows are read, a page at a time. A page's records are
+marked in flight in the ledger journal, and committed, before the first of its requests leaves; its batches'
+outcomes, request log and acknowledgements are committed together once the page is sent (one transaction per
+page, not three appends and a commit per batch of a hundred), then folded into the ledger. A killed run leaves
+at most that page in flight: the next run reads it back where the destination can (HubSpot), or sends it again,
+an upsert of the same values.
 """
 
 from __future__ import annotations
