@@ -138,6 +138,7 @@ class Sender:
         self._buffered = buffered
         self._seq = 0
         self._gathering = _Gathering()
+        self.journaled = 0  # ledger journal entries since the caller last folded the journal (`ledger.fold`)
         with warehouse.begin() as conn:
             ledger.ensure_tables(warehouse, conn)
             for table in (EGRESS_REQUESTS, DEAD_LETTERS):
@@ -224,6 +225,7 @@ class Sender:
         with self.transaction() as conn:
             self._append_log(conn, gathering.log)
             ledger.journal(self.warehouse, conn, self.destination, self.run_id, gathering.entries)
+            self.journaled += len(gathering.entries)
             dead_letter_rows(self.warehouse, conn, self.destination, self.run_id, gathering.dead)
             gathered: dict[int, Gathered] = {}
             for on_acked, operation, items, reply in gathering.acks:

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from cdp_assets.activation.destinations.webhook.signing import verify
+from cdp_assets.activation.records import run
 from cdp_assets.activation.transport import RetryPolicy
 from cdp_assets.settings import ConfigError
 from tests.destinations.records_world import build_world, execute, metadata, query
@@ -254,6 +255,37 @@ def test_a_sender_killed_after_the_receiver_applied_a_batch_resends_it_with_the_
     assert result.success
     assert (live.duplicates, live.deliveries) == (1, {record_id(p): 1 for p in ELIGIBLE})
     assert query(world, "SELECT status, count(*) FROM activation.sync_ledger GROUP BY status") == [("sent", 3)]
+
+
+def test_the_journals_are_folded_every_fold_after_entries_and_once_every_page_is_sent(world, live, tmp_path,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(run, "PAGE", 1)
+    monkeypatch.setattr(run, "FOLD_AFTER", 4)
+    folded, fold = [], run.fold
+    monkeypatch.setattr(run, "fold", lambda sender: (folded.append(sender.journaled), fold(sender)))
+
+    result = run_sync(world, webhook_sync(tmp_path))
+
+    assert result.success
+    # Each one-record page journals its in-flight mark and its outcome: the second page reaches 4 entries, the
+    # third is folded once the pages are done.
+    assert folded == [4, 2]
+    assert query(world, "SELECT status, count(*) FROM activation.sync_ledger GROUP BY status") == [("sent", 3)]
+    assert query(world, "SELECT count(*) FROM activation.record_state WHERE status = 'present'") == [(3,)]
+    assert query(world, "SELECT count(*) FROM activation.sync_ledger_journal") == [(0,)]
+
+
+def test_a_sync_the_destination_stopped_leaves_what_it_sent_folded_into_the_ledger(world, live, tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.setenv("CDP_WEBHOOK_LEADS_HOOK_SECRET", "not-the-secret")
+
+    result = run_sync(world, webhook_sync(tmp_path))
+
+    assert not result.success
+    # The page of three was marked in flight; the first batch of two was refused, the third record never left.
+    assert query(world, "SELECT status, count(*) FROM activation.sync_ledger GROUP BY status ORDER BY status") == [
+        ("failed", 2), ("in_flight", 1)]
+    assert query(world, "SELECT count(*) FROM activation.sync_ledger_journal") == [(0,)]
 
 
 # ---- the sync file ---------------------------------------------------------------------------------------

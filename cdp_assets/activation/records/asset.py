@@ -180,10 +180,13 @@ def _live(context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync:
         if destination.jobs:
             acked = jobs.submitted(sender, sync, client.job_of, acked)
         confirm = (lambda payloads: client.confirm(payloads, call)) if destination.confirms else None
-        for page in run.pages(warehouse, sync, client, day):
-            run.deliver(sender, "upsert", page, acked, confirm)
-            if client.parked:
-                break
+        try:
+            for page in run.pages(warehouse, sync, client, day):
+                run.deliver(sender, "upsert", page, acked, confirm)
+                if client.parked:
+                    break
+        finally:  # before the jobs are settled and anything reads the ledger, even when the destination stopped us
+            run.fold(sender)
         if destination.jobs:
             _wait_for_jobs(sender, sync, client, call, policy, plan)
         for operation in _follow_ups(client):

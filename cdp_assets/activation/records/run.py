@@ -6,9 +6,10 @@ The diff is computed in the warehouse (`records/sql.py`), each changed record wi
 is never looked up in the ledger again; only changed rows are read, a page at a time. A page's records are
 marked in flight in the ledger journal, and committed, before the first of its requests leaves; its batches'
 outcomes, request log and acknowledgements are committed together once the page is sent (one transaction per
-page, not three appends and a commit per batch of a hundred), then folded into the ledger. A killed run leaves
-at most that page in flight: the next run reads it back where the destination can (HubSpot), or sends it again,
-an upsert of the same values.
+page, not three appends and a commit per batch of a hundred), and folded into the ledger and record_state every
+`FOLD_AFTER` journal entries and once the pages are sent. A killed run leaves at most its last page in flight, and
+its outcomes in the journals, folded when the next run starts: it reads the page back where the destination can
+(HubSpot), or sends it again, an upsert of the same values.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ from cdp_assets.activation.transport import OK, Reply, Request
 from cdp_assets.resources.warehouse import WarehouseResource
 
 PAGE = 5_000
+# Journal entries (in-flight marks and outcomes) between folds: folding a million-record sync page by page into
+# the keyed ledger and record_state cost twice what folding every twenty pages does (13.4 s against 6.3 s of CPU in
+# a DuckDB model of the two journals), each fold rewriting index nodes the next rewrites again.
+FOLD_AFTER = 200_000
 
 
 @dataclass
@@ -241,6 +246,9 @@ def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked | No
     """
     if not items:
         return
+    carried = all("ledger" in i.extra for i in items)
+    if not carried and sender.journaled:
+        fold(sender)  # `ledger.plan` reads the ledger
     entries = _entries(sender, operation, items)
     due = [i for i in items if entries[i.key].status in TO_SEND]
     in_flight = [i for i in due if entries[i.key].status == IN_FLIGHT]
@@ -262,8 +270,10 @@ def deliver(sender: Sender, operation: str, items: list[Item], acked: Acked | No
         ledger.journal(sender.warehouse, conn, sender.destination, sender.run_id, [
             (0, Entry(i.key, i.extra.get("recorded_as", operation), i.partition_key, IN_FLIGHT, attempts[i.key]))
             for i in due])
+    sender.journaled += len(due)
     sender.deliver(operation, due, sender.channel.limit(operation), attempts, acked, marked=True)
-    fold(sender.warehouse, sender.destination)
+    if not carried or sender.journaled >= FOLD_AFTER:
+        fold(sender)
 
 
 def _entries(sender: Sender, operation: str, items: list[Item]) -> dict[str, Entry]:
@@ -277,8 +287,10 @@ def _entries(sender: Sender, operation: str, items: list[Item]) -> dict[str, Ent
                             for i in items])
 
 
-def fold(warehouse: WarehouseResource, sync: str) -> None:
-    """Apply what the sender journaled (batch outcomes and acknowledgements) to the ledger and record_state."""
-    with warehouse.begin() as conn:
-        ledger.fold(warehouse, conn, sync)
-        state.fold(warehouse, conn, sync)
+def fold(sender: Sender) -> None:
+    """Apply what was journaled (in-flight marks, batch outcomes, acknowledgements) to the ledger and
+    record_state: before anything reads them, and once the changed records are sent."""
+    with sender.transaction() as conn:
+        ledger.fold(sender.warehouse, conn, sender.destination)
+        state.fold(sender.warehouse, conn, sender.destination)
+    sender.journaled = 0
