@@ -50,17 +50,16 @@ class _AckedUpserts(Gathered):
 
     def __init__(self, sender: Sender, sync: Sync) -> None:
         self.sender, self.sync = sender, sync
-        self.rows: list[tuple[int, dict[str, Any]]] = []
+        self.rows: list[state.Acked] = []
         self.seq = 0
 
     def gather(self, operation: str, items: list[Item], reply: Reply | None) -> None:
         reply = reply or self.sender.last_reply
         ids = reply.ids if reply else {}
         self.seq += 1
-        self.rows += [(self.seq, {"record_key": i.key, "fingerprint": i.extra["fingerprint"],
-                                  "destination_id": ids.get(i.key), "profile_id": i.extra["profile_id"],
-                                  "email_sha256": i.extra["email_sha256"], "phone_sha256": i.extra["phone_sha256"]})
-                      for i in items]
+        seq = self.seq
+        self.rows += [(seq, i.key, i.extra["fingerprint"], ids.get(i.key), i.extra["profile_id"],
+                       i.extra["email_sha256"], i.extra["phone_sha256"]) for i in items]
 
     def write(self, conn: Connection) -> None:
         rows, self.rows = self.rows, []

@@ -49,6 +49,9 @@ TABLES = (RECORD_STATE, LIST_MEMBERS, SYNC_RUNS, STATE_JOURNAL)
 ACKED_IN = ("CREATE TEMP TABLE IF NOT EXISTS _cdp_acked_records (record_key VARCHAR, fingerprint VARCHAR, "
             "destination_id VARCHAR, profile_id VARCHAR, email_sha256 VARCHAR, phone_sha256 VARCHAR)")
 STRING_COLUMNS = ("record_key", "fingerprint", "destination_id", "profile_id", "email_sha256", "phone_sha256")
+# An acknowledged upsert as journaled: its sequence number, then its STRING_COLUMNS (a tuple, not a dict: a
+# million-record sync makes one per record).
+Acked = tuple[int, str, str, str | None, str | None, str | None, str | None]
 
 
 def ensure_tables(warehouse: WarehouseResource, conn: Connection) -> None:
@@ -82,15 +85,15 @@ def acknowledge(warehouse: WarehouseResource, conn: Connection, sync: str, run_i
                   {"s": sync, "status": status, "at": now(), "run": run_id})
 
 
-def journal(warehouse: WarehouseResource, conn: Connection, sync: str, run_id: str,
-            rows: list[tuple[int, Mapping[str, str | None]]]) -> None:
+def journal(warehouse: WarehouseResource, conn: Connection, sync: str, run_id: str, rows: list[Acked]) -> None:
     """`acknowledge` (status `present`), appended to the journal, each row with its sequence number (the latest
     row of a record wins); `fold` applies it."""
     if not rows:
         return
+    seq, *columns = zip(*rows, strict=True)
     warehouse.append_arrow(conn, STATE_JOURNAL.name, pa.table(
-        {**{c: pa.array([r.get(c) for _, r in rows], pa.string()) for c in STRING_COLUMNS},
-         "seq": pa.array([seq for seq, _ in rows], pa.int64())}), {"sync": sync, "updated_at": now(), "run_id": run_id})
+        {**{c: pa.array(values, pa.string()) for c, values in zip(STRING_COLUMNS, columns, strict=True)},
+         "seq": pa.array(seq, pa.int64())}), {"sync": sync, "updated_at": now(), "run_id": run_id})
 
 
 def fold(warehouse: WarehouseResource, conn: Connection, sync: str) -> None:
