@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cdp_assets.activation.destinations.hubspot.client import HubSpotRecords
 from tests.destinations.records_world import build_world, execute, go_live, make_sync, materialize, metadata, query
 from tests.fakes.hubspot_crm import FakeHubSpotCrm
 
@@ -39,6 +40,24 @@ def test_a_first_sync_writes_every_profile_with_an_email_once_with_exact_values(
     assert {k: v for k, v in ada.items() if k.startswith("cdp_") or k == "firstname"} == {
         "cdp_profile_id": "p1", "firstname": "Ada", "cdp_lifetime_value": "1234.5", "cdp_order_count": "7",
         "cdp_last_order_at": "2026-11-30T10:00:00.000Z", "cdp_rfm_segment": "545", "cdp_audience_vip": "true"}
+
+
+def test_records_are_built_in_the_warehouse_and_only_a_value_it_cannot_format_exactly_in_python(world, hubspot,
+                                                                                              monkeypatch):
+    warehouse, sync = world
+    execute(warehouse, "ALTER TABLE core.unified_profiles ALTER COLUMN lifetime_value TYPE DOUBLE")
+    execute(warehouse, "UPDATE core.unified_profiles SET lifetime_value = 1e16 WHERE profile_id = 'p1'")
+    built, record = [], HubSpotRecords.record
+    monkeypatch.setattr(HubSpotRecords, "record",
+                        lambda client, key, fields, trace: (built.append(key), record(client, key, fields, trace))[1])
+
+    assert materialize(warehouse, sync).success
+
+    # The warehouse writes 1e16 with an exponent, which HubSpot would not read as a number.
+    assert built == ["ada@example.com"]
+    assert {e: hubspot.contact_by_email(e)["properties"]["cdp_lifetime_value"] for e in (
+        "ada@example.com", "bob@example.com", "cy@example.com")} == {
+        "ada@example.com": "10000000000000000", "bob@example.com": "0", "cy@example.com": "80"}
 
 
 def test_traits_become_properties_of_the_cdp_group_with_their_types(world, hubspot):

@@ -5,11 +5,13 @@ deletion propagation, the README table) is derived from this declaration.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from enum import Enum
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from cdp_assets.activation.transport import Reply, Request
 
@@ -60,7 +62,9 @@ class RecordsClient(Protocol):
     """What the records strategy needs from a destination's client, beyond the sender's `Channel`.
 
     A client may also define `expect(records: int)`: it is told, before anything is built, how many added and
-    changed records the run will write (Salesforce picks sObject Collections or a Bulk API job by it).
+    changed records the run will write (Salesforce picks sObject Collections or a Bulk API job by it). And
+    `shape` (a `Shape`): its upsert record as a fixed JSON object, which the warehouse then builds and encodes;
+    `request` gets those records as `EncodedRecord`s, and `record` builds the same one in Python.
     """
 
     batch_limit: int
@@ -184,3 +188,35 @@ def _number(value: Any) -> str:
 
 
 FORMATS: dict[str, Callable[[Any], str]] = {"bool": _bool, "number": _number, "datetime": _datetime, "date": _date}
+
+
+class Part(Enum):
+    """What a record shape takes from the record: its sync key's value, its record key, its formatted fields."""
+
+    KEY = "key"
+    TRACE = "trace"
+    FIELDS = "fields"
+
+
+KEY, TRACE, FIELDS = Part.KEY, Part.TRACE, Part.FIELDS
+# A records client's record as a fixed JSON object (`shape` on the client): names to constants or parts. A client
+# that declares one has its records built and encoded in the warehouse (`records/encoded.py`), `render` being the
+# same record built in Python.
+Shape = Mapping[str, str | Part]
+
+
+def render(shape: Shape, key_value: str, trace: str, fields: Mapping[str, str]) -> dict[str, Any]:
+    """The shape filled in with one record's values (its fields already formatted)."""
+    parts: dict[str | Part, Any] = {KEY: key_value, TRACE: trace, FIELDS: dict(fields)}
+    return {name: parts.get(part, part) for name, part in shape.items()}
+
+
+class EncodedRecord(NamedTuple):
+    """A record the warehouse built and encoded as JSON (`text`), with the values a client reads off it."""
+
+    text: str
+    key_value: str
+    trace: str
+
+    def decoded(self) -> dict[str, Any]:
+        return json.loads(self.text)

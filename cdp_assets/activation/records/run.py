@@ -25,15 +25,17 @@ from sqlalchemy.engine import Connection
 from cdp_assets import settings
 from cdp_assets.activation import ledger
 from cdp_assets.activation.destinations.base import (
+    EncodedRecord,
     FollowUpClient,
     PiiPolicy,
     RecordsClient,
     RecordsDestination,
+    Shape,
     formatted,
 )
 from cdp_assets.activation.egress import DEAD_LETTERS, EGRESS_REQUESTS
 from cdp_assets.activation.ledger import IN_FLIGHT, SENT, TO_SEND, Entry
-from cdp_assets.activation.records import sql, state
+from cdp_assets.activation.records import encoded, sql, state
 from cdp_assets.activation.records.config import Sync
 from cdp_assets.activation.records.jobs import RECORD_JOBS
 from cdp_assets.activation.records.safety import RecordCheck
@@ -113,30 +115,34 @@ def _fields(sync: Sync, row: dict[str, Any]) -> dict[str, Any]:
 def pages(warehouse: WarehouseResource, sync: Sync, client: RecordsClient, day: str) -> Iterator[list[Item]]:
     """The changed records as sender items, a page at a time, each with its ledger entry."""
     fields = [f.field for f in sync.all_fields]
-    for names, rows in _row_pages(warehouse, sync):
+    for names, rows in _row_pages(warehouse, sync, getattr(client, "shape", None)):
         at = {name: n for n, name in enumerate(names)}
         key, value, fingerprint, profile, email, phone, status, attempts = (at[c] for c in (
             "record_key", "key_value", "fingerprint", "profile_id", "email_sha256", "phone_sha256", "ledger_status",
             "ledger_attempts"))
         sent = [at[c] for c in sql.sent_columns(sync)]
-        yield [Item(r[key], client.record(r[value], dict(zip(fields, [r[n] for n in sent], strict=True)), r[key]),
+        built = at.get("record_json")  # the record as the warehouse encoded it, where it could
+        yield [Item(r[key], EncodedRecord(r[built], r[value], r[key]) if built is not None and r[built] is not None
+                    else client.record(r[value], dict(zip(fields, [r[n] for n in sent], strict=True)), r[key]),
                     day, {"recorded_as": f"upsert:{r[fingerprint]}", "fingerprint": r[fingerprint],
                           "profile_id": r[profile], "email_sha256": r[email], "phone_sha256": r[phone],
                           "ledger": (r[status], r[attempts])})
                for r in rows]
 
 
-def _row_pages(warehouse: WarehouseResource, sync: Sync) -> Iterator[tuple[list[str], list[Any]]]:
+def _row_pages(warehouse: WarehouseResource, sync: Sync,
+               shape: Shape | None) -> Iterator[tuple[list[str], list[Any]]]:
     """The column names and rows of the changes table, a page at a time (by the number each got as it was
-    built), read on one connection."""
+    built), read on one connection; for a client with a record `shape`, each record encoded in the warehouse."""
     table = sql.changes_table(sync)
     with warehouse.session() as conn:
         with conn.begin():
             total = int(warehouse.scalar(conn, f"SELECT count(*) FROM {table}"))
+            page_sql = encoded.page_sql(sync, shape, dict(warehouse.columns(conn, table)), table) if shape else None
         for start in range(0, total, PAGE):
             with conn.begin():
-                result = warehouse.run(conn, f"SELECT * FROM {table} WHERE rn > {start} AND rn <= {start + PAGE} "
-                                             "ORDER BY rn")
+                result = warehouse.run(conn, page_sql or f"SELECT * FROM {table} WHERE rn > :a AND rn <= :b "
+                                                         "ORDER BY rn", {"a": start, "b": start + PAGE})
                 names, rows = list(result.keys()), result.all()
             yield names, rows
 

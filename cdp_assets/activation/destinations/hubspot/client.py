@@ -19,10 +19,20 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cdp_assets.activation.destinations.base import Call, SetupFailed, formatter
+from cdp_assets.activation.destinations.base import (
+    FIELDS,
+    KEY,
+    TRACE,
+    Call,
+    EncodedRecord,
+    SetupFailed,
+    Shape,
+    formatter,
+    render,
+)
 from cdp_assets.activation.destinations.hubspot.properties import ensure_properties, wanted_properties
 from cdp_assets.activation.records.config import Sync
-from cdp_assets.activation.transport import AUTH, OK, PARTIAL, TRANSIENT, Reply, Request, http_reply
+from cdp_assets.activation.transport import AUTH, OK, PARTIAL, TRANSIENT, Reply, Request, encode_body, http_reply
 
 DEFAULT_URL = "https://api.hubapi.com"
 BATCH_LIMIT = 100
@@ -49,6 +59,9 @@ class HubSpotRecords:
         self._members: list[str] = []  # the record ids of the membership request last built
         self.objects = f"{self.base}/crm/v3/objects/{sync.object}"
         self._formats = [(f.field, formatter(f.type)) for f in sync.all_fields]
+        # One upsert input; the warehouse builds and encodes it (`records/encoded.py`), `record` in Python.
+        self.shape: Shape = {"id": KEY, "idProperty": sync.key.field, "objectWriteTraceId": TRACE,
+                             "properties": FIELDS}
 
     # ---- what the sender needs -------------------------------------------------------------------------
     def missing(self) -> list[str]:
@@ -76,9 +89,8 @@ class HubSpotRecords:
 
     def record(self, key_value: str, fields: Mapping[str, Any], trace: str) -> dict[str, Any]:
         """One upsert input: the key, the trace id and every mapped property as HubSpot takes it."""
-        properties = {name: format_value(fields[name]) for name, format_value in self._formats}
-        return {"id": key_value, "idProperty": self.sync.key.field, "objectWriteTraceId": trace,
-                "properties": properties}
+        return render(self.shape, key_value, trace,
+                      {name: format_value(fields[name]) for name, format_value in self._formats})
 
     def left(self, destination_id: str, fields: Mapping[str, Any], trace: str) -> dict[str, Any]:
         """The input that clears a record that left the model (`on_leave: clear`), addressed by HubSpot id."""
@@ -88,12 +100,16 @@ class HubSpotRecords:
     def request(self, operation: str, payloads: list[Any], last_batch: bool) -> Request:
         kind, _, list_id = operation.partition(":")
         if kind in ("upsert", "clear"):
-            ids = [str(p["id"]).lower() for p in payloads]
-            if len(set(ids)) != len(ids):
+            self._batch = [(p.trace, p.key_value) if isinstance(p, EncodedRecord) else
+                           (p["objectWriteTraceId"], str(p["id"])) for p in payloads]
+            if len({key.lower() for _, key in self._batch}) != len(payloads):
                 raise ValueError("a HubSpot batch may not hold one id twice; the sync's targets must be unique")
-            self._batch = [(p["objectWriteTraceId"], str(p["id"])) for p in payloads]
             path = "batch/upsert" if kind == "upsert" else "batch/update"
-            return Request(operation, "POST", f"{self.objects}/{path}", {"inputs": payloads}, len(payloads))
+            url = f"{self.objects}/{path}"
+            if not any(isinstance(p, EncodedRecord) for p in payloads):
+                return Request(operation, "POST", url, {"inputs": payloads}, len(payloads))
+            inputs = ",".join(p.text if isinstance(p, EncodedRecord) else encode_body(p) for p in payloads)
+            return Request(operation, "POST", url, None, len(payloads), f'{{"inputs":[{inputs}]}}')
         if kind == "delete":
             return Request(operation, "POST", f"{self.objects}/batch/archive",
                            {"inputs": [{"id": p} for p in payloads]}, len(payloads))
@@ -181,10 +197,11 @@ class HubSpotRecords:
         reply.message = f"HubSpot 429 {policy or 'rate limit'}: waiting for the next window"
         return reply
 
-    def confirm(self, payloads: list[dict[str, Any]], call: Call) -> dict[str, str]:
+    def confirm(self, records: list[dict[str, Any] | EncodedRecord], call: Call) -> dict[str, str]:
         """Of upsert inputs a killed run left in flight, those HubSpot holds with exactly these values (by
         trace id, with their HubSpot id), read back with batch/read by the sync key."""
         held: dict[str, str] = {}
+        payloads = [p.decoded() if isinstance(p, EncodedRecord) else p for p in records]
         for start in range(0, len(payloads), BATCH_LIMIT):
             chunk = payloads[start:start + BATCH_LIMIT]
             wanted = sorted({self.sync.key.field, *(name for p in chunk for name in p["properties"])})
