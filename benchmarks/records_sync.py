@@ -7,9 +7,10 @@ The fake (`tests/fakes/hubspot_crm.py`) runs in its own process and validates ev
 - **Baseline**: hubspot-api-client (the official SDK): `crm.contacts.batch_api.upsert` of 100 inputs per
   request, one request after another, from rows already in memory (their read is not timed).
 - **Ours**: what `activation/hubspot_contacts`-style syncs do live, end to end: targets and their fingerprints
-  built in the warehouse, the diff against what HubSpot acknowledged, pages of changed records read, the
-  ledger marked in flight and sent around each request, every request logged to `activation.egress_requests`,
-  each acknowledgement written to `activation.record_state`. Then a day with 1 % of the traits changed.
+  built in the warehouse, the diff against what HubSpot acknowledged, pages of changed records read with each
+  record already built and encoded as JSON by the warehouse, the ledger marked in flight and sent around each
+  request, every request logged to `activation.egress_requests`, each acknowledgement journaled and folded into
+  `activation.record_state`. Then a day with 1 % of the traits changed.
 Client-side cost is the measuring process's own CPU time (user + system, DuckDB's threads included) per
 record; the fake's work is in its own process. Peak RSS is each measuring process's own. Both run with
 `CDP_DUCKDB_MEMORY_LIMIT` at `--duckdb-memory-limit` (512MB; `default` leaves DuckDB's own 80 % of memory):

@@ -3,7 +3,8 @@ handled as the sync declares, audience lists brought in line; or, in a dry run, 
 requests it would send.
 
 The diff is computed in the warehouse (`records/sql.py`), each changed record with its ledger entry, so a page
-is never looked up in the ledger again; only changed rows are read, a page at a time. A page's records are
+is never looked up in the ledger again; only changed rows are read, a page at a time, each record already built
+and encoded as JSON by the warehouse where its client declares a `shape` (`records/encoded.py`). A page's records are
 marked in flight in the ledger journal, and committed, before the first of its requests leaves; its batches'
 outcomes, request log and acknowledgements are committed together once the page is sent (one transaction per
 page, not three appends and a commit per batch of a hundred), and folded into the ledger and record_state every
