@@ -92,15 +92,10 @@ def transpile(sql: str, dialect: str) -> str:
 
 
 def _text_digests(tree: exp.Expression, dialect: str) -> exp.Expression:
-    """DuckDB's sha256(text) hashes the UTF-8 bytes; PostgreSQL's sha256 takes bytes, so encode them first.
-    sqlglot writes DuckDB's json_object(k, v, ...) as PostgreSQL 16's JSON_OBJECT(k: v); json_build_object is
-    the same object on every supported PostgreSQL."""
+    """DuckDB's sha256(text) hashes the UTF-8 bytes; PostgreSQL's sha256 takes bytes, so encode them first."""
     if dialect == "postgres":
         for digest in tree.find_all(exp.SHA2):
             digest.set("this", exp.func("convert_to", digest.this, exp.Literal.string("UTF8")))
-        for made in list(tree.find_all(exp.JSONObject)):
-            made.replace(exp.Anonymous(this="json_build_object", expressions=[
-                part for pair in made.expressions for part in (pair.this, pair.expression)]))
     return tree
 
 

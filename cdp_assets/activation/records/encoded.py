@@ -13,6 +13,7 @@ string) is built in Python throughout.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from cdp_assets.activation.destinations.base import FIELDS, KEY, TRACE, Part, Shape
@@ -79,12 +80,22 @@ def _quoted(value: str) -> str:
 
 
 def _json(shape: Shape, fields: Mapping[str, str]) -> str:
-    """The shape as a JSON object: the sync key, the record key, the formatted fields (`p_<n>`) and constants."""
+    """The shape as JSON text: names and constants encoded here, the sync key, the record key and the formatted
+    fields (`p_<n>`) by the warehouse's `to_json`. Concatenated rather than built with json_object, whose text
+    PostgreSQL spaces differently: both warehouses send byte-identical requests."""
     def value(part: str | Part) -> str:
         if part == FIELDS:
-            return f"json_object({', '.join(f'{_quoted(name)}, {sql}' for name, sql in fields.items())})"
-        return {KEY: "key_value", TRACE: "record_key"}.get(part) or _quoted(str(part))
-    return f"json_object({', '.join(f'{_quoted(name)}, {value(part)}' for name, part in shape.items())})"
+            return _object([(name, f"CAST(to_json({sql}) AS VARCHAR)") for name, sql in fields.items()])
+        column = {KEY: "key_value", TRACE: "record_key"}.get(part)
+        return f"CAST(to_json({column}) AS VARCHAR)" if column else _quoted(json.dumps(part, ensure_ascii=False))
+    return _object([(name, value(part)) for name, part in shape.items()])
+
+
+def _object(members: list[tuple[str, str]]) -> str:
+    """SQL concatenating a JSON object from (name, SQL of the member's JSON text) pairs."""
+    parts = [f"{_quoted(('{' if n == 0 else ',') + json.dumps(name, ensure_ascii=False) + ':')} || {sql}"
+             for n, (name, sql) in enumerate(members)]
+    return "(" + " || ".join(parts or ["'{'"]) + " || '}')"
 
 
 def page_sql(sync: Sync, shape: Shape, types: Mapping[str, str], table: str) -> str | None:
@@ -101,7 +112,7 @@ def page_sql(sync: Sync, shape: Shape, types: Mapping[str, str], table: str) -> 
     return f"""
 SELECT rn, change, ledger_status, ledger_attempts, record_key, key_value, fingerprint, profile_id, email_sha256,
        phone_sha256, record_json{', ' + fallback if fallback else ''}
-FROM (SELECT *, CASE WHEN {unmatched} THEN NULL ELSE CAST({_json(shape, fields)} AS VARCHAR) END AS record_json
+FROM (SELECT *, CASE WHEN {unmatched} THEN NULL ELSE {_json(shape, fields)} END AS record_json
       FROM (SELECT *{''.join(', ' + n for n in named)} FROM {table} WHERE rn > :a AND rn <= :b) AS formatted
      ) AS encoded
 ORDER BY rn"""
