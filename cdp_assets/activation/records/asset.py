@@ -50,7 +50,7 @@ class _AckedUpserts(Gathered):
 
     def __init__(self, sender: Sender, sync: Sync) -> None:
         self.sender, self.sync = sender, sync
-        self.rows: list[state.Acked] = []
+        self.rows: list[state.AckedRow] = []
         self.seq = 0
 
     def gather(self, operation: str, items: list[Item], reply: Reply | None) -> None:

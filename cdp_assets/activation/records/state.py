@@ -51,7 +51,7 @@ ACKED_IN = ("CREATE TEMP TABLE IF NOT EXISTS _cdp_acked_records (record_key VARC
 STRING_COLUMNS = ("record_key", "fingerprint", "destination_id", "profile_id", "email_sha256", "phone_sha256")
 # An acknowledged upsert as journaled: its sequence number, then its STRING_COLUMNS (a tuple, not a dict: a
 # million-record sync makes one per record).
-Acked = tuple[int, str, str, str | None, str | None, str | None, str | None]
+AckedRow = tuple[int, str, str, str | None, str | None, str | None, str | None]
 
 
 def ensure_tables(warehouse: WarehouseResource, conn: Connection) -> None:
@@ -85,7 +85,7 @@ def acknowledge(warehouse: WarehouseResource, conn: Connection, sync: str, run_i
                   {"s": sync, "status": status, "at": now(), "run": run_id})
 
 
-def journal(warehouse: WarehouseResource, conn: Connection, sync: str, run_id: str, rows: list[Acked]) -> None:
+def journal(warehouse: WarehouseResource, conn: Connection, sync: str, run_id: str, rows: list[AckedRow]) -> None:
     """`acknowledge` (status `present`), appended to the journal, each row with its sequence number (the latest
     row of a record wins); `fold` applies it."""
     if not rows:
