@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from cdp_assets.activation.destinations.base import FIELDS, KEY, TRACE, Part, Shape
 from cdp_assets.activation.records.config import Sync
 from cdp_assets.activation.records.sql import sent_columns
+from cdp_assets.ingest.sql_text import literal
 
 INTEGER = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
            "UHUGEINT"}
@@ -75,10 +76,6 @@ def _formatted(column: str, kind: str, family: str) -> str | None:
     return None if exact is None else f"CASE WHEN {column} IS NULL THEN '' ELSE {exact} END"
 
 
-def _quoted(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _json(shape: Shape, fields: Mapping[str, str]) -> str:
     """The shape as JSON text: names and constants encoded here, the sync key, the record key and the formatted
     fields (`p_<n>`) by the warehouse's `to_json`. Concatenated rather than built with json_object, whose text
@@ -87,13 +84,13 @@ def _json(shape: Shape, fields: Mapping[str, str]) -> str:
         if part == FIELDS:
             return _object([(name, f"CAST(to_json({sql}) AS VARCHAR)") for name, sql in fields.items()])
         column = {KEY: "key_value", TRACE: "record_key"}.get(part)
-        return f"CAST(to_json({column}) AS VARCHAR)" if column else _quoted(json.dumps(part, ensure_ascii=False))
+        return f"CAST(to_json({column}) AS VARCHAR)" if column else literal(json.dumps(part, ensure_ascii=False))
     return _object([(name, value(part)) for name, part in shape.items()])
 
 
 def _object(members: list[tuple[str, str]]) -> str:
     """SQL concatenating a JSON object from (name, SQL of the member's JSON text) pairs."""
-    parts = [f"{_quoted(('{' if n == 0 else ',') + json.dumps(name, ensure_ascii=False) + ':')} || {sql}"
+    parts = [f"{literal(('{' if n == 0 else ',') + json.dumps(name, ensure_ascii=False) + ':')} || {sql}"
              for n, (name, sql) in enumerate(members)]
     return "(" + " || ".join(parts or ["'{'"]) + " || '}')"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cdp_assets.activation.queries import LATEST_CONSENT
 from cdp_assets.activation.records.config import Sync
+from cdp_assets.ingest.sql_text import literal
 
 NULL_MARK = "\\N"
 LATEST_MEMBERS = """
@@ -25,10 +26,6 @@ def targets_table(sync: Sync) -> str:
 
 def changes_table(sync: Sync) -> str:
     return f"activation.sync_changes_{sync.name}"
-
-
-def _quoted(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def field_columns(sync: Sync) -> list[str]:
@@ -67,7 +64,7 @@ def targets_sql(sync: Sync) -> str:
     if sync.audiences:
         ctes.append(LATEST_MEMBERS.strip())
     values = [f"m.{f.column}" for f in sync.fields] + [
-        f"m.profile_id IN (SELECT profile_id FROM latest_members WHERE audience = {_quoted(a)})"
+        f"m.profile_id IN (SELECT profile_id FROM latest_members WHERE audience = {literal(a)})"
         for a in sync.audiences]
     columns = field_columns(sync)
     selected = ", ".join(f"{v} AS {c}" for v, c in zip(values, columns, strict=True))
@@ -75,7 +72,7 @@ def targets_sql(sync: Sync) -> str:
     phone = "sha256(substr(m.phone_e164, 2))" if "phone_e164" in sync.columns else "CAST(NULL AS VARCHAR)"
     profile = "CAST(m.profile_id AS VARCHAR)" if has_profile else "CAST(NULL AS VARCHAR)"
     # The fields' names and types take part, so a changed mapping resends every record.
-    salt = _quoted("|".join(f"{f.field}:{f.type}" for f in sync.all_fields))
+    salt = literal("|".join(f"{f.field}:{f.type}" for f in sync.all_fields))
     fingerprint = " || '|' || ".join([salt, *(f"coalesce(CAST(e.{c} AS VARCHAR), '{NULL_MARK}')"
                                               for c in sent_columns(sync))])
     with_clause = f"WITH {', '.join(ctes)}" if ctes else ""
